@@ -1,0 +1,27 @@
+"""neurosbi: simulation-based inference for mechanistic models of neural dynamics (JAX)."""
+
+from . import diagnostics as diagnostics
+from . import features as features
+from . import inference as inference
+from . import models as models
+from . import priors as priors
+from ._errors import (
+    BankError as BankError,
+    NeurosbiError as NeurosbiError,
+    ObservationError as ObservationError,
+    OutputError as OutputError,
+    PriorSupportError as PriorSupportError,
+    ShapeError as ShapeError,
+    TrainingError as TrainingError,
+    UnknownModelError as UnknownModelError,
+)
+from .inference import NPEConfig as NPEConfig
+from .inference import Posterior as Posterior
+from .inference import fit_npe as fit_npe
+from .inference import load_posterior as load_posterior
+from .simulate import Bank as Bank
+from .simulate import load_bank as load_bank
+from .simulate import simulate as simulate
+from .workflow import infer as infer
+
+__version__ = "0.1.0"

@@ -1,0 +1,117 @@
+"""``neurosbi`` command line (typer + rich): parse, call the library, write outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import NeurosbiError
+
+app = typer.Typer(help="Simulation-based inference for models of neural dynamics.", no_args_is_help=True,
+                  add_completion=False)
+console = Console(stderr=True)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(code=2)
+
+
+def _model(name: str, **options):
+    from . import models
+
+    return models.get(name, **{k: v for k, v in options.items() if v is not None})
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models."""
+    from . import models
+
+    table = Table("name", "parameters", "features", "description")
+    for name in models.names():
+        m = models.get(name)
+        table.add_row(name, ", ".join(m.param_names), str(len(m.feature_names)), models.describe(name))
+    Console().print(table)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    model: str = typer.Argument(..., help="model name (see `neurosbi models`)"),
+    num: int = typer.Option(..., "--num", help="number of simulations"),
+    out: Path = typer.Option(..., "--out", help="Zarr bank to write (re-run the same command to resume)"),
+    seed: int = typer.Option(0, help="PRNG seed; the bank is a deterministic function of it"),
+    observe: Optional[str] = typer.Option(None, help="observed variables for montbrio: rv or v"),
+    noise: Optional[float] = typer.Option(None, help="noise sigma (montbrio: 0.1 stochastic, 0 deterministic)"),
+    chunk_size: int = typer.Option(256, help="simulations per compiled call"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON line with the run's statistics"),
+) -> None:
+    """Run NUM simulations drawn from the prior into a resumable Zarr bank."""
+    import jax
+
+    from .simulate import simulate
+
+    try:
+        m = _model(model, observe=observe, noise_sigma=noise)
+        from .workflow import prepare_output
+
+        prepare_output(out.parent if out.parent != Path("") else Path("."))
+        bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size, progress=not json_out)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    stats = {"model": m.name, "out": str(out), **bank.stats}
+    if json_out:
+        print(json.dumps(stats))
+    else:
+        console.print(f"{bank.stats['num_simulations']} simulations, {bank.stats['num_invalid']} invalid, "
+                      f"{bank.stats['sims_per_second']:.0f} simulations/s -> {out}")
+
+
+@app.command("infer")
+def infer_cmd(
+    model: str = typer.Argument("montbrio", help="model name (see `neurosbi models`)"),
+    num_simulations: int = typer.Option(20_000, "--num-simulations", help="simulation budget"),
+    observe: Optional[str] = typer.Option(None, help="montbrio: rv (r and v) or v (missing-data case)"),
+    noise: Optional[float] = typer.Option(None, help="montbrio noise sigma (default 0.1; 0 = deterministic)"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+    from_bank: Optional[Path] = typer.Option(None, "--from-bank", help="train from an existing Zarr bank"),
+    out: Path = typer.Option(Path("neurosbi-out"), "--out", help="output folder"),
+    flow: str = typer.Option("maf", help="maf or nsf"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
+    from .inference import NPEConfig
+    from .workflow import infer
+
+    try:
+        m = _model(model, observe=observe, noise_sigma=noise)
+        metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
+                        config=NPEConfig(flow=flow), progress=not quiet)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")
+    for n in metrics["param_names"]:
+        truth = metrics["true_params"][n] if metrics["true_params"] else float("nan")
+        table.add_row(n, f"{truth:.4g}", f"{metrics['posterior_mean'][n]:.4g}", f"{metrics['posterior_std'][n]:.3g}",
+                      f"{metrics['z_score'][n]:.2f}", f"{metrics['shrinkage'][n]:.3f}")
+    Console().print(table)
+    t = metrics["timings"]
+    Console().print(
+        f"parameter RMSE {metrics['rmse_posterior_mean']:.4g} | coverage error {metrics['coverage']['max_error']:.3f} | "
+        f"simulate {t['simulate_s']:.1f} s, train {t['train_s']:.1f} s, sample {t['sample_s']:.2f} s, "
+        f"total {t['total_s']:.1f} s | report: {out / 'report.html'}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; re-run the same command to resume from the bank")
+        sys.exit(130)

@@ -1,0 +1,8 @@
+"""Summary statistics: pure, batched, jit-able functions of traces."""
+
+from ._moments import exact_median as exact_median
+from ._moments import moments as moments
+from ._peaks import find_peaks as find_peaks
+from ._peaks import local_maxima as local_maxima
+from ._windowed import PER_VARIABLE as PER_VARIABLE
+from ._windowed import WindowedSummary as WindowedSummary

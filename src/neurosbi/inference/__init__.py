@@ -1,0 +1,8 @@
+"""Estimators: each returns a distribution (sample / log_prob) or a point estimate."""
+
+from .npe import NPEConfig as NPEConfig
+from .npe import Posterior as Posterior
+from .npe import TrainingHistory as TrainingHistory
+from .npe import fit_npe as fit_npe
+from .npe import load_posterior as load_posterior
+from .npe import to_inference_data as to_inference_data

@@ -1,0 +1,43 @@
+"""Models of neural dynamics, each a ``Model``; a registry by name; user functions wrapped as models."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .._errors import UnknownModelError
+from ._base import FunctionModel as FunctionModel
+from ._base import Model as Model
+from ._base import from_function as from_function
+from .montbrio import Montbrio as Montbrio
+
+_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio}
+_DESCRIPTIONS = {
+    "montbrio": "Montbrió–Pazó–Roxin mean field of QIF neurons (Δ, η, J); 100 s, step current",
+}
+
+
+def register(name: str, factory: Callable[..., Model], description: str = "") -> None:
+    """Make ``factory(**options)`` available as ``neurosbi.models.get(name, **options)``."""
+    _REGISTRY[name] = factory
+    _DESCRIPTIONS[name] = description
+
+
+def names() -> list[str]:
+    """Registered model names."""
+    return sorted(_REGISTRY)
+
+
+def describe(name: str) -> str:
+    return _DESCRIPTIONS.get(name, "")
+
+
+def get(name: str, **options) -> Model:
+    """The model registered as ``name``, built with ``options`` (e.g. ``observe="v"``)."""
+    if name not in _REGISTRY:
+        raise UnknownModelError(
+            f"unknown model {name!r}; available models: {', '.join(names())}"
+        )
+    try:
+        return _REGISTRY[name](**options)
+    except TypeError as err:
+        raise TypeError(f"model {name!r} does not accept these options {sorted(options)}: {err}") from None

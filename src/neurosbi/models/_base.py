@@ -1,0 +1,215 @@
+"""The Model contract, and the wrapper that turns a user's function into a Model.
+
+A model is an immutable ``equinox.Module``. Its static fields are its configuration (JSON-able, so a
+simulation bank records exactly which model made it); parameters arrive as ``theta [batch, dim]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import priors as _priors
+from .._errors import ObservationError, PriorSupportError, ShapeError
+
+
+class Model(eqx.Module):
+    """What every model provides. Subclasses fill in the abstract members.
+
+    ``simulate(key, theta) -> traces [batch, channels, time]`` is batched and jit-able;
+    ``features(traces) -> [batch, n_features]`` is the default summary; ``simulate_features`` runs
+    both in one compiled call (override it when a fused implementation is cheaper).
+    """
+
+    # Subclasses define ``name`` (a class variable, or a field for wrapped user functions).
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def param_units(self) -> tuple[str, ...]:
+        return ("",) * len(self.param_names)
+
+    @property
+    def prior(self):
+        raise NotImplementedError
+
+    @property
+    def default_truth(self) -> np.ndarray | None:
+        return None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def dt(self) -> float | None:
+        return None
+
+    def config(self) -> dict[str, Any]:
+        """The static options that rebuild this model with ``neurosbi.models.get(name, **config)``."""
+        return {}
+
+    def simulate(self, key, theta):
+        raise NotImplementedError
+
+    def features(self, traces):
+        raise NotImplementedError
+
+    def simulate_features(self, key, theta):
+        return self.features(self.simulate(key, theta))
+
+    # -- boundary checks (outside jit) -----------------------------------------------------
+    def check_theta(self, theta, *, name: str = "theta") -> np.ndarray:
+        """Refuse a parameter array of the wrong shape or outside the prior's support."""
+        arr = np.asarray(theta, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None]
+        d = len(self.param_names)
+        if arr.ndim != 2 or arr.shape[1] != d:
+            got = arr.shape[-1] if arr.ndim >= 1 else "a scalar"
+            raise ShapeError(
+                f"{name} has {got} columns, {self.name} expects {d}: {', '.join(self.param_names)}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise PriorSupportError(f"{name} contains NaN or infinite values: {arr[~np.isfinite(arr).all(1)][:3]}")
+        box = _priors.bounds(self.prior)
+        if box is not None:
+            low, high = box
+            bad = (arr < low) | (arr > high)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                raise PriorSupportError(
+                    f"{name}[{row}] has {self.param_names[col]} = {arr[row, col]:g}, outside the "
+                    f"prior of {self.name}: [{low[col]:g}, {high[col]:g}]"
+                )
+        return arr
+
+    def check_observation(self, x, *, name: str = "observation") -> np.ndarray:
+        """Refuse a feature vector of the wrong length or with NaN."""
+        arr = np.asarray(x, dtype=np.float64).reshape(-1) if np.ndim(x) <= 1 else np.asarray(x)
+        f = len(self.feature_names)
+        if arr.ndim != 1 or arr.shape[0] != f:
+            raise ObservationError(
+                f"{name} has shape {np.shape(x)}, {self.name} expects {f} features "
+                f"({', '.join(self.feature_names[:4])}, ...)"
+            )
+        if not np.all(np.isfinite(arr)):
+            which = [self.feature_names[i] for i in np.flatnonzero(~np.isfinite(arr))]
+            raise ObservationError(f"{name} has NaN or infinite values in {which}; remove or impute them")
+        return arr
+
+    def check_traces(self, traces, *, name: str = "observed traces") -> np.ndarray:
+        """Refuse recorded traces whose channels or length differ from the model's."""
+        arr = np.asarray(traces, dtype=np.float64)
+        if arr.ndim == 2:
+            arr = arr[None]
+        expected = self.trace_shape
+        if expected is not None and arr.shape[1:] != expected:
+            raise ObservationError(
+                f"{name} have shape {arr.shape[1:]} (channels, time), {self.name} expects {expected}"
+                f" = ({', '.join(self.channel_names)}) x {expected[1]} samples"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ObservationError(f"{name} contain NaN or infinite samples; remove or interpolate them")
+        return arr
+
+    @property
+    def trace_shape(self) -> tuple[int, int] | None:
+        return None
+
+
+class FunctionModel(Model):
+    """A user's simulator ``(key, theta[batch, dim]) -> x[batch, n]`` with its prior.
+
+    The output is taken as the features (identity summary) unless ``summary`` is given.
+
+    Example:
+        >>> model = from_function(lambda k, th: th + 0.1 * jax.random.normal(k, th.shape),
+        ...                       prior=box_uniform([-1, -1], [1, 1]))
+    """
+
+    name: str = eqx.field(static=True)
+    simulator: Callable = eqx.field(static=True)
+    summary: Callable | None = eqx.field(static=True)
+    _prior: Any
+    _param_names: tuple[str, ...] = eqx.field(static=True)
+    _feature_names: tuple[str, ...] = eqx.field(static=True)
+    _truth: Any
+
+    @property
+    def param_names(self):
+        return self._param_names
+
+    @property
+    def prior(self):
+        return self._prior
+
+    @property
+    def feature_names(self):
+        return self._feature_names
+
+    @property
+    def default_truth(self):
+        return None if self._truth is None else np.asarray(self._truth)
+
+    def simulate(self, key, theta):
+        return self.simulator(key, theta)
+
+    def features(self, traces):
+        out = traces if self.summary is None else self.summary(traces)
+        return out.reshape(out.shape[0], -1)
+
+
+def from_function(
+    simulator: Callable,
+    prior,
+    *,
+    name: str = "user_model",
+    param_names: tuple[str, ...] | None = None,
+    summary: Callable | None = None,
+    truth=None,
+) -> FunctionModel:
+    """Wrap a batched JAX simulator and a prior into a Model.
+
+    Args:
+        simulator: ``(key, theta[batch, dim]) -> x[batch, ...]``, pure JAX.
+        prior: any distribution with ``sample(key, shape)`` and ``log_prob``.
+        name: a label used in outputs.
+        param_names: one name per parameter (default ``theta_0`` ...).
+        summary: optional ``x -> features[batch, n]``.
+        truth: optional default parameter for ``infer`` runs without an observation.
+    """
+    d = _priors.dim(prior)
+    if param_names is None:
+        param_names = tuple(f"theta_{i}" for i in range(d))
+    if len(param_names) != d:
+        raise ShapeError(f"param_names has {len(param_names)} names, the prior has {d} dimensions")
+    probe_theta = prior.sample(jax.random.key(0), (2,))
+    probe = simulator(jax.random.key(1), probe_theta)
+    if summary is not None:
+        probe = summary(probe)
+    if probe.ndim < 1 or probe.shape[0] != 2:
+        raise ShapeError(
+            f"the simulator must return one row per parameter row: for theta of shape {probe_theta.shape} "
+            f"it returned {probe.shape}"
+        )
+    n_features = int(np.prod(probe.shape[1:]))
+    return FunctionModel(
+        name=name,
+        simulator=simulator,
+        summary=summary,
+        _prior=prior,
+        _param_names=tuple(param_names),
+        _feature_names=tuple(f"x_{i}" for i in range(n_features)),
+        _truth=None if truth is None else jnp.asarray(truth, jnp.float32),
+    )

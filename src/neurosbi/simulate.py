@@ -1,0 +1,241 @@
+"""The one place that runs simulators at scale.
+
+``simulate(model, n, key)`` draws parameters from the prior and runs the model's
+``simulate_features`` in fixed-size chunks, each one compiled call. Chunk ``i`` draws everything
+from ``jax.random.fold_in(key, i)``, so the bank is the same bytes whatever order chunks ran in and
+however often the run was interrupted. With ``path`` the bank lives in a Zarr store: each chunk is
+written as it finishes and marked done last, so a killed run resumes from the store without
+recomputing or losing a chunk. Simulations with NaN or infinite features are kept in the bank,
+flagged in the ``valid`` mask, counted, and reported; estimators skip them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ._errors import BankError, OutputError
+from .models import Model
+
+DEFAULT_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Simulations: parameters, features and a validity mask (all NumPy, in memory)."""
+
+    theta: np.ndarray
+    x: np.ndarray
+    valid: np.ndarray
+    param_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_invalid(self) -> int:
+        return int((~self.valid).sum())
+
+    def __len__(self) -> int:
+        return int(self.theta.shape[0])
+
+
+def _key_data(key) -> list[int]:
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).reshape(-1).tolist()
+
+
+def _chunk_function(model: Model, chunk: int, theta_given: bool):
+    """A compiled ``(key, i, theta) -> (theta, x)`` for one chunk of ``chunk`` simulations."""
+
+    @eqx.filter_jit
+    def run(key, i, theta):
+        k = jax.random.fold_in(key, i)
+        k_prior, k_sim = jax.random.split(k)
+        if not theta_given:
+            theta = model.prior.sample(k_prior, (chunk,)).astype(jnp.float32)
+        x = model.simulate_features(k_sim, theta)
+        return theta, x
+
+    return run
+
+
+def simulate(
+    model: Model,
+    n: int,
+    key,
+    *,
+    theta=None,
+    path: str | os.PathLike | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: bool = True,
+    max_chunks: int | None = None,
+) -> Bank:
+    """Run ``n`` simulations of ``model``; parameters from its prior unless ``theta`` is given.
+
+    Args:
+        model: a ``neurosbi.models.Model``.
+        n: number of simulations.
+        key: a JAX PRNG key; the bank is a deterministic function of it.
+        theta: optional ``[n, dim]`` parameters to simulate instead of prior draws.
+        path: a Zarr store to write chunks to and resume from (``None``: memory only).
+        chunk_size: simulations per compiled call (the last chunk is padded, then trimmed).
+        progress: show a progress bar.
+        max_chunks: stop after computing this many new chunks (for tests of resumption).
+
+    Returns:
+        A ``Bank``; ``bank.stats`` holds ``sims_per_second``, ``compile_s``, ``num_invalid``,
+        ``chunks_resumed``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1 simulation, got {n}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = min(chunk_size, n)
+    dim = len(model.param_names)
+    n_features = len(model.feature_names)
+    if theta is not None:
+        theta = model.check_theta(theta).astype(np.float32)
+        if theta.shape[0] != n:
+            raise ValueError(f"theta has {theta.shape[0]} rows, expected n = {n}")
+    n_chunks = -(-n // chunk_size)
+
+    store = _open_store(path, model, n, key, chunk_size, dim, n_features, theta is not None) if path else None
+    if store is None:
+        theta_out = np.zeros((n, dim), np.float32)
+        x_out = np.zeros((n, n_features), np.float32)
+        done = np.zeros(n_chunks, bool)
+    else:
+        theta_out, x_out, done = store["theta"], store["x"], store["done"][:]
+    resumed = int(done.sum())
+
+    run = _chunk_function(model, chunk_size, theta is not None)
+    computed = 0
+    compile_s = 0.0
+    run_s = 0.0
+    todo = [i for i in range(n_chunks) if not done[i]]
+    with _progress(progress) as bar:
+        task = bar.add_task(f"simulating {model.name}", total=n, completed=resumed * chunk_size)
+        for i in todo:
+            if max_chunks is not None and computed >= max_chunks:
+                break
+            lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
+            th_in = None
+            if theta is not None:
+                th_in = np.zeros((chunk_size, dim), np.float32)
+                th_in[: hi - lo] = theta[lo:hi]
+                th_in = jnp.asarray(th_in)
+            t0 = time.perf_counter()
+            th, x = run(key, i, th_in)
+            th, x = np.asarray(th), np.asarray(x)
+            elapsed = time.perf_counter() - t0
+            if computed == 0:
+                compile_s = elapsed
+            else:
+                run_s += elapsed
+            theta_out[lo:hi] = th[: hi - lo]
+            x_out[lo:hi] = x[: hi - lo]
+            if store is not None:
+                store["done"][i] = True  # written last: a chunk is done only once its data is
+            done[i] = True
+            computed += 1
+            bar.update(task, advance=hi - lo)
+
+    if store is not None:
+        theta_np, x_np = store["theta"][:], store["x"][:]
+        done_mask = np.repeat(store["done"][:], chunk_size)[:n]
+    else:
+        theta_np, x_np = theta_out, x_out
+        done_mask = np.repeat(done, chunk_size)[:n]
+    if not done_mask.all():  # interrupted on purpose (max_chunks): return what exists
+        theta_np, x_np = theta_np[done_mask], x_np[done_mask]
+    valid = np.all(np.isfinite(x_np), axis=1)
+    timed = (computed - 1) * chunk_size if computed > 1 else 0
+    stats = {
+        "num_simulations": int(theta_np.shape[0]),
+        "num_invalid": int((~valid).sum()),
+        "chunks_computed": computed,
+        "chunks_resumed": resumed,
+        "complete": bool(done_mask.all()),
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "sims_per_second": timed / run_s if run_s > 0 else float("nan"),
+    }
+    if store is not None:
+        store.attrs["num_invalid"] = stats["num_invalid"]
+    return Bank(theta_np, x_np, valid, tuple(model.param_names), tuple(model.feature_names), stats)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _open_store(path, model, n, key, chunk_size, dim, n_features, theta_given):
+    import zarr
+
+    path = Path(path)
+    meta = {
+        "model": model.name,
+        "model_config": json.loads(json.dumps(model.config(), default=str)),
+        "num_simulations": n,
+        "chunk_size": chunk_size,
+        "key": _key_data(key),
+        "theta_given": theta_given,
+        "param_names": list(model.param_names),
+        "feature_names": list(model.feature_names),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        root = zarr.open_group(str(path), mode="a")
+    except OSError as err:
+        raise OutputError(f"cannot create the simulation bank at {path}: {err}") from None
+    if "done" in root:
+        old = dict(root.attrs)
+        for k, v in meta.items():
+            if old.get(k) != v:
+                raise BankError(
+                    f"the bank at {path} was made with {k} = {old.get(k)!r}, this run asks for {v!r}; "
+                    "use another --out folder or the same settings to resume"
+                )
+        return root
+    n_chunks = -(-n // chunk_size)
+    root.attrs.update(meta)
+    root.create_array("theta", shape=(n, dim), chunks=(chunk_size, dim), dtype="float32")
+    root.create_array("x", shape=(n, n_features), chunks=(chunk_size, n_features), dtype="float32")
+    root.create_array("done", shape=(n_chunks,), chunks=(n_chunks,), dtype="bool", fill_value=False)
+    return root
+
+
+def load_bank(path: str | os.PathLike) -> tuple[Bank, dict[str, Any]]:
+    """Read a bank written by ``simulate(..., path=...)``: the bank and its metadata."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise BankError(f"no simulation bank at {path}; run `neurosbi simulate MODEL --out {path}` first")
+    root = zarr.open_group(str(path), mode="r")
+    if "done" not in root:
+        raise BankError(f"{path} is not a neurosbi simulation bank (no 'done' array)")
+    meta = dict(root.attrs)
+    done = np.repeat(root["done"][:], meta["chunk_size"])[: meta["num_simulations"]]
+    theta, x = root["theta"][:][done], root["x"][:][done]
+    valid = np.all(np.isfinite(x), axis=1)
+    stats = {"num_simulations": int(done.sum()), "num_invalid": int((~valid).sum()), "complete": bool(done.all())}
+    return Bank(theta, x, valid, tuple(meta["param_names"]), tuple(meta["feature_names"]), stats), meta

@@ -1,0 +1,192 @@
+"""``infer``: the whole amortized-NPE job on one model and one observation, with its outputs.
+
+model → simulations (a resumable bank) → posterior → diagnostics → metrics.json, NetCDF samples,
+figures and report.html. The CLI's ``neurosbi infer`` is a thin wrapper around this function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+
+from . import plotting
+from ._errors import BankError, OutputError
+from .diagnostics import coverage_error, expected_coverage, posterior_predictive, zscore_shrinkage
+from .inference import NPEConfig, fit_npe, to_inference_data
+from .models import Model
+from .report import write_report
+from .simulate import load_bank, simulate
+
+console = Console(stderr=True)
+
+
+def prepare_output(out) -> Path:
+    """Create ``out`` and check that it is writable, before any long work starts."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".neurosbi-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"output folder {out} is not writable ({err.strerror}); pass --out to a folder you can write") from None
+    return out
+
+
+def infer(
+    model: Model,
+    *,
+    out,
+    num_simulations: int = 20_000,
+    seed: int = 0,
+    truth=None,
+    observed_traces=None,
+    bank_path=None,
+    config: NPEConfig | None = None,
+    num_posterior_samples: int = 10_000,
+    num_coverage_tests: int = 200,
+    chunk_size: int = 256,
+    progress: bool = True,
+) -> dict:
+    """Infer the parameters of ``model`` from one observation and write every output to ``out``.
+
+    The observation is ``observed_traces [channels, time]`` if given, otherwise a simulation at
+    ``truth`` (default: the model's published ground truth) with a key derived from ``seed``.
+
+    Returns:
+        The metrics dictionary written to ``out/metrics.json``.
+    """
+    t_start = time.perf_counter()
+    out = prepare_output(out)
+    key = jax.random.key(seed)
+    k_obs, k_bank, k_train, k_sample, k_cov, k_ppc = jax.random.split(key, 6)
+
+    if observed_traces is None:
+        truth = model.default_truth if truth is None else truth
+        if truth is None:
+            raise ValueError(f"{model.name} has no default truth: pass truth=... or observed traces")
+        truth = model.check_theta(truth, name="truth")[0]
+        observed_traces = np.asarray(jax.jit(model.simulate)(k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
+    else:
+        observed_traces = model.check_traces(observed_traces)[0]
+        truth = None if truth is None else model.check_theta(truth, name="truth")[0]
+    x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
+    model.check_observation(x_o)
+
+    # -- simulations ---------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    if bank_path is not None:
+        bank, meta = load_bank(bank_path)
+        if meta["model"] != model.name or meta.get("feature_names") != list(model.feature_names):
+            raise BankError(
+                f"the bank at {bank_path} holds {meta['model']} with {len(meta['feature_names'])} features, "
+                f"this run needs {model.name} with {len(model.feature_names)}"
+            )
+    else:
+        bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size, progress=progress)
+    simulate_s = time.perf_counter() - t0
+    if bank.num_invalid:
+        console.print(f"[yellow]{bank.num_invalid} of {len(bank)} simulations gave NaN/inf features; excluded from training")
+
+    n_test = min(num_coverage_tests, max(len(bank) // 10, 1))
+    train_idx, test_idx = np.arange(len(bank) - n_test), np.arange(len(bank) - n_test, len(bank))
+
+    t0 = time.perf_counter()
+    posterior, history = fit_npe(
+        bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
+        param_names=model.param_names, valid=bank.valid[train_idx], progress=progress,
+    )
+    train_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    samples = np.asarray(posterior.sample(k_sample, num_posterior_samples, jnp.asarray(x_o)))
+    sample_s = time.perf_counter() - t0
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    names = model.param_names
+    mean, std = samples.mean(0), samples.std(0)
+    metrics: dict = {
+        "model": model.name,
+        "model_config": json.loads(json.dumps(model.config(), default=str)),
+        "param_names": list(names),
+        "seed": seed,
+        "num_simulations": len(bank),
+        "num_invalid_simulations": bank.num_invalid,
+        "posterior_mean": dict(zip(names, mean.tolist())),
+        "posterior_std": dict(zip(names, std.tolist())),
+        "posterior_median": dict(zip(names, np.median(samples, 0).tolist())),
+        "true_params": None if truth is None else dict(zip(names, truth.tolist())),
+        "training": {k: v for k, v in history.as_dict().items() if k not in ("train_loss", "validation_loss")},
+    }
+    metrics["training"]["final_validation_loss"] = history.validation_loss[history.best_epoch]
+    if truth is not None:
+        zs = zscore_shrinkage(samples, truth, model.prior)
+        metrics["z_score"] = dict(zip(names, zs["z_score"].tolist()))
+        metrics["shrinkage"] = dict(zip(names, zs["shrinkage"].tolist()))
+        metrics["rmse_posterior_mean"] = float(np.sqrt(np.mean((mean - truth) ** 2)))
+    else:
+        metrics["z_score"] = metrics["shrinkage"] = dict.fromkeys(names, float("nan"))
+        metrics["rmse_posterior_mean"] = float("nan")
+
+    test_ok = bank.valid[test_idx]
+    cov = expected_coverage(posterior, bank.theta[test_idx][test_ok], bank.x[test_idx][test_ok], k_cov)
+    metrics["coverage"] = {
+        "levels": cov["levels"].tolist(),
+        "joint": cov["joint"].tolist(),
+        "marginal": {n: cov["marginal"][i].tolist() for i, n in enumerate(names)},
+        "num_tests": cov["num_tests"],
+        "max_error": coverage_error(cov),
+    }
+    ppc = posterior_predictive(model, samples, observed_traces, k_ppc)
+    metrics["posterior_predictive"] = {
+        "rmse_median_trace": dict(zip(model.channel_names, ppc["rmse"].tolist())),
+        "rmse_trace_at_posterior_mean": dict(zip(model.channel_names, ppc["rmse_at_mean"].tolist())),
+        "rmse_draws_mean": float(ppc["rmse_draws"].mean()),
+        "num_invalid": ppc["num_invalid"],
+    }
+    diagnostics_s = time.perf_counter() - t0
+
+    # -- outputs ---------------------------------------------------------------------------------
+    posterior.save(out / "posterior.eqx")
+    to_inference_data(samples, names, observed=x_o, truth=truth).to_netcdf(str(out / "posterior.nc"))
+    bounds = None
+    plotting.pairplot(samples, names, truth=truth, bounds=bounds, path=out / "pairplot.png",
+                      title=f"{model.name}: posterior from {len(bank)} simulations")
+    times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
+    plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
+    plotting.calibration(cov, names, path=out / "calibration.png")
+    plotting.training_curve(history, path=out / "training.png")
+    np.savez(out / "observation.npz", traces=observed_traces, features=x_o,
+             feature_names=np.array(model.feature_names))
+    metrics["timings"] = {
+        "simulate_s": simulate_s,
+        "simulate_sims_per_second": bank.stats.get("sims_per_second"),
+        "simulate_compile_s": bank.stats.get("compile_s"),
+        "train_s": train_s,
+        "sample_s": sample_s,
+        "diagnostics_s": diagnostics_s,
+        "total_s": time.perf_counter() - t_start,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    write_report(out, metrics, ["pairplot.png", "ppc.png", "calibration.png", "training.png"])
+    metrics["timings"]["total_s"] = time.perf_counter() - t_start
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    return metrics
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return str(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
