@@ -17,13 +17,13 @@ import numpy as np
 
 def box_uniform(low, high) -> fd.Uniform:
     """Independent uniform prior on the box ``[low, high]`` (one bound per parameter)."""
-    low = jnp.asarray(low, jnp.float32)
-    high = jnp.asarray(high, jnp.float32)
+    low = np.asarray(low, np.float32)
+    high = np.asarray(high, np.float32)
     if low.shape != high.shape or low.ndim != 1:
         raise ValueError(f"low and high must be 1-D of equal length, got {low.shape} and {high.shape}")
-    if not bool(jnp.all(high > low)):
+    if not np.all(high > low):
         raise ValueError(f"every upper bound must exceed its lower bound, got low={low}, high={high}")
-    return fd.Uniform(low, high)
+    return fd.Uniform(jnp.asarray(low), jnp.asarray(high))
 
 
 def gaussian(loc, scale) -> fd.Normal:

@@ -9,7 +9,6 @@ covers θ* at level c in a share c of the cases. Marginal coverage uses central 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -40,8 +39,8 @@ def expected_coverage(posterior, theta, x, key, *, num_samples: int = 500, level
     theta = jnp.asarray(theta, jnp.float32)
     x = jnp.asarray(x, jnp.float32)
     draws = posterior.sample_batch(key, num_samples, x)  # [m, n, dim]
-    lp_draws = jax.vmap(posterior.log_prob)(draws, x)  # [m, n]
-    lp_truth = jax.vmap(posterior.log_prob)(theta, x)  # [m]
+    lp_draws = posterior.log_prob(draws, x[:, None, :])  # [m, n]
+    lp_truth = posterior.log_prob(theta, x)  # [m]
     alpha = np.asarray(jnp.mean(lp_draws > lp_truth[:, None], axis=1))  # level that first covers θ*
     ranks = np.asarray(jnp.sum(draws < theta[:, None, :], axis=1))  # [m, dim]
     u = (ranks + 0.5) / num_samples

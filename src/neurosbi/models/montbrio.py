@@ -21,6 +21,7 @@ drawn at once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import ClassVar, Literal
 
@@ -157,7 +158,7 @@ class Montbrio(Model):
     def config(self):
         return {
             f.name: getattr(self, f.name)
-            for f in eqx.fields(self)  # every field is static configuration
+            for f in dataclasses.fields(self)  # every field is static configuration
         }
 
     # -- simulation -----------------------------------------------------------------------
