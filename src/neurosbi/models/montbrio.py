@@ -15,8 +15,13 @@ the same SDE; ``noise="gaussian"`` is the published scheme, kept selectable. ``t
 checks that both give the same feature distribution at the published truth.
 
 Simulation layout: one ``lax.scan`` over groups of 8 steps whose carry holds the whole batch, so a
-step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of groups is
-drawn at once.
+step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of 1,000
+steps is drawn at once.
+
+Features without whole traces (``simulate_features``): the 100 s are integrated as three scans over
+1 s blocks (before, during and after the stimulus). Each block updates running central moments of its
+window (Pébay's pairwise merge, stable in float32) and keeps only what the other features need: every
+``median_stride``-th sample for the median and the full stimulus window for peak detection.
 """
 
 from __future__ import annotations
@@ -31,13 +36,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import priors as _priors
-from ..features import PER_VARIABLE, WindowedSummary
+from ..features import (
+    PER_VARIABLE,
+    WindowedSummary,
+    central_sums,
+    exact_median,
+    find_peaks,
+    merge_central_sums,
+    moments_from_sums,
+)
 from ._base import Model
 
 # Steps per random byte (two-point noise) and per unrolled inner loop. 8 measured best here: with
 # 16 or 32 unrolled steps XLA's CPU compiler did not finish within minutes.
 _GROUP = 8
-_BLOCK_GROUPS = 500  # groups per noise block: 4,000 steps; bounds the noise buffer per call
+_BLOCK_GROUPS = 125  # groups per block: 1,000 steps, the unit of noise draws and streamed features
+_BLOCK = _GROUP * _BLOCK_GROUPS
 
 
 class Montbrio(Model):
@@ -50,6 +64,8 @@ class Montbrio(Model):
         stimulus: ``"step"`` (I0 on [30, 60) s) or ``"sine"`` (I0 sin(ω t) over the whole trace).
         infer_input: add the stimulus amplitude I0 ~ U[0, 5] (step) or ω ~ U[π/100, π] (sine).
         noise: ``"two-point"`` (default, see module docstring) or ``"gaussian"`` (published).
+        median_stride: window medians over every k-th sample (10 = every 10 ms; 1 = published, slower:
+            an exact median of 10⁵ samples costs more than the simulation on a CPU).
         dtype: ``"float32"`` (throughput) or ``"float64"`` (needs ``jax_enable_x64``).
 
     Example:
@@ -72,6 +88,7 @@ class Montbrio(Model):
     t_off: float = eqx.field(static=True, default=60.0)
     r0: float = eqx.field(static=True, default=0.5)
     v0: float = eqx.field(static=True, default=-3.0)
+    median_stride: int = eqx.field(static=True, default=10)
     dtype: str = eqx.field(static=True, default="float32")
 
     def __check_init__(self):
@@ -147,7 +164,9 @@ class Montbrio(Model):
             t_on, t_off = self.t_on, self.t_off
         else:  # published sine runs use thirds of the trace as windows
             t_on, t_off = self.duration / 3, 2 * self.duration / 3
-        return WindowedSummary.from_times(self.duration, self.time_step, t_on, t_off)
+        return WindowedSummary.from_times(
+            self.duration, self.time_step, t_on, t_off, median_stride=self.median_stride
+        )
 
     @property
     def feature_names(self):
@@ -173,8 +192,9 @@ class Montbrio(Model):
         omega = extra if (self.infer_input and extra is not None) else self.omega
         return self.amplitude * jnp.sin(omega * t)
 
-    def simulate(self, key, theta):
-        """Traces ``[batch, 2, time]`` (channels v, r) for ``theta [batch, dim]``."""
+    def _block_runner(self, key, theta):
+        """``(state0, run_block)``: ``run_block(state, b)`` integrates block ``b`` of ``_BLOCK`` steps
+        and returns the new state and the block's samples ``[_BLOCK, 2, batch]`` (before each step)."""
         dtype = jnp.dtype(self.dtype)
         theta = jnp.asarray(theta, dtype)
         batch = theta.shape[0]
@@ -192,13 +212,9 @@ class Montbrio(Model):
         pi2 = jnp.asarray(jnp.pi**2, dtype)
         stochastic = self.infer_sigma or self.noise_sigma > 0
 
-        n_groups = -(-self.num_steps // _GROUP)
-        n_blocks = -(-n_groups // _BLOCK_GROUPS)
-
         def step(state, i, eps_v, eps_r):
             v, r = state
-            current = self._input(i, extra)
-            dv = v * v - pi2 * r * r + J * r + eta + current
+            dv = v * v - pi2 * r * r + J * r + eta + self._input(i, extra)
             dr = delta_over_pi + 2.0 * r * v
             v_new = v + dt * dv
             r_new = r + dt * dr
@@ -223,23 +239,93 @@ class Montbrio(Model):
                 state = step(state, first_step + k, ev, er)
             return state, jnp.stack(out)  # [_GROUP, 2, batch]
 
-        def block(state, b):
+        def run_block(state, b):
             k = jax.random.fold_in(key, b)
             if not stochastic:
-                noise = jnp.zeros((_BLOCK_GROUPS, 1), jnp.uint32)
+                noise = jnp.zeros((_BLOCK_GROUPS, 1), jnp.uint8)
             elif self.noise == "two-point":
                 noise = jax.random.bits(k, (_BLOCK_GROUPS, 2, batch), jnp.uint8)
             else:
                 noise = jax.random.normal(k, (_BLOCK_GROUPS, _GROUP, 2, batch), dtype)
             firsts = (b * _BLOCK_GROUPS + jnp.arange(_BLOCK_GROUPS)) * _GROUP
             state, out = jax.lax.scan(group, state, (firsts, noise))
-            return state, out  # [groups, 32, 2, batch]
+            return state, out.reshape(_BLOCK, 2, batch)
 
         state0 = (jnp.full((batch,), self.v0, dtype), jnp.full((batch,), self.r0, dtype))
-        _, out = jax.lax.scan(block, state0, jnp.arange(n_blocks))
-        traces = out.reshape(-1, 2, batch)[: self.num_steps]
+        return state0, run_block
+
+    def simulate(self, key, theta):
+        """Traces ``[batch, 2, time]`` (channels v, r) for ``theta [batch, dim]``."""
+        state0, run_block = self._block_runner(key, theta)
+        n_blocks = -(-self.num_steps // _BLOCK)
+        _, out = jax.lax.scan(run_block, state0, jnp.arange(n_blocks))
+        traces = out.reshape(-1, 2, out.shape[-1])[: self.num_steps]
         return jnp.transpose(traces, (2, 1, 0))
+
+    def _fusable(self) -> bool:
+        w = self.summary.windows
+        return (
+            self.num_steps % _BLOCK == 0
+            and len(w) == 3
+            and w[0][0] == 0 and w[0][1] % _BLOCK == 0
+            and w[1][0] == w[0][1] + 1 and w[1][1] % _BLOCK == 0
+            and w[2][0] == w[1][1] + 1 and w[2][1] == self.num_steps
+        )
+
+    def simulate_features(self, key, theta):
+        """Features without materialising whole traces (see ``_fused``); same numbers as
+        ``features(simulate(key, theta))`` up to float rounding."""
+        if not self._fusable():
+            return self.features(self.simulate(key, theta))
+        return _fused_features(self, key, theta)
 
     def features(self, traces):
         observed = traces[:, list(self.observed_channels), :]
         return self.summary.batched(observed)
+
+
+def _fused_features(model: Montbrio, key, theta):
+    """The windowed summary of ``model`` computed block by block (see the module docstring)."""
+    summary = model.summary
+    (_, on), (_, off), _ = summary.windows
+    stride = model.median_stride
+    channels = list(model.observed_channels)
+    state, run_block = model._block_runner(key, theta)
+
+    def window(state, first_block, last_block, keep_full):
+        """Scan blocks [first, last); the window starts one sample into the first block unless it is 0."""
+        skip = 0 if first_block == 0 else 1
+        state, block0 = run_block(state, first_block)
+        block0 = block0[skip:][:, channels]
+        sums = central_sums(block0)
+
+        def body(carry, b):
+            state, sums = carry
+            state, blk = run_block(state, b)
+            blk = blk[:, channels]
+            sums = merge_central_sums(sums, central_sums(blk))
+            kept = blk if keep_full else blk[skip::stride]
+            return (state, sums), kept
+
+        (state, sums), rest = jax.lax.scan(body, (state, sums), jnp.arange(first_block + 1, last_block))
+        head = block0 if keep_full else block0[::stride]
+        samples = jnp.concatenate([head, rest.reshape(-1, *rest.shape[2:])])  # [time, channels, batch]
+        return state, sums, samples
+
+    state, rest_sums, rest_samples = window(state, 0, on // _BLOCK, False)
+    state, stim_sums, stim_trace = window(state, on // _BLOCK, off // _BLOCK, True)
+    state, post_sums, post_samples = window(state, off // _BLOCK, model.num_steps // _BLOCK, False)
+
+    per_window = []
+    for sums, samples in ((rest_sums, rest_samples), (stim_sums, stim_trace[::stride]), (post_sums, post_samples)):
+        mean, std, skew, kurt = moments_from_sums(sums)  # each [channels, batch]
+        median = jax.vmap(jax.vmap(exact_median, in_axes=1), in_axes=1)(samples)  # [channels, batch]
+        per_window.append(jnp.stack([mean, std, median, skew, kurt], axis=-1))  # [channels, batch, 5]
+    peaks = jax.vmap(
+        jax.vmap(lambda x: find_peaks(x, summary.peak_height, summary.peak_distance), in_axes=1, out_axes=0),
+        in_axes=1,
+    )(stim_trace)  # [channels, batch, time]
+    count = jnp.sum(peaks, axis=-1).astype(stim_trace.dtype)
+    onset = jnp.where(count > 0, summary.t_on + summary.dt * jnp.argmax(peaks, axis=-1), 0.0).astype(count.dtype)
+    feats = jnp.concatenate(per_window + [count[..., None], onset[..., None]], axis=-1)  # [channels, batch, 17]
+    return jnp.transpose(feats, (1, 0, 2)).reshape(feats.shape[1], -1)
