@@ -15,7 +15,7 @@ from ._errors import NeurosbiError
 
 app = typer.Typer(help="Simulation-based inference for models of neural dynamics.", no_args_is_help=True,
                   add_completion=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(err: Exception) -> None:

@@ -20,7 +20,7 @@ from . import plotting
 from ._errors import BankError, OutputError
 from .diagnostics import coverage_error, expected_coverage, posterior_predictive, zscore_shrinkage
 from .inference import NPEConfig, fit_npe, to_inference_data
-from .models import Model
+from .models import Model, simulate_traces
 from .report import write_report
 from .simulate import load_bank, simulate
 
@@ -73,7 +73,7 @@ def infer(
         if truth is None:
             raise ValueError(f"{model.name} has no default truth: pass truth=... or observed traces")
         truth = model.check_theta(truth, name="truth")[0]
-        observed_traces = np.asarray(jax.jit(model.simulate)(k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
+        observed_traces = np.asarray(simulate_traces(model, k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
     else:
         observed_traces = model.check_traces(observed_traces)[0]
         truth = None if truth is None else model.check_theta(truth, name="truth")[0]

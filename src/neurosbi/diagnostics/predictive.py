@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..models import simulate_traces
+
 
 def posterior_predictive(model, samples, observed_traces, key, *, num_draws: int = 64) -> dict:
     """Traces simulated at ``num_draws`` posterior draws, and their distance to the observation.
@@ -25,7 +27,7 @@ def posterior_predictive(model, samples, observed_traces, key, *, num_draws: int
     samples = np.asarray(samples)
     k_pick, k_sim, k_mean = jax.random.split(key, 3)
     idx = np.asarray(jax.random.choice(k_pick, samples.shape[0], (min(num_draws, samples.shape[0]),), replace=False))
-    sim = jax.jit(model.simulate)
+    sim = lambda k, th: simulate_traces(model, k, th)  # noqa: E731
     traces = np.asarray(sim(k_sim, jnp.asarray(samples[idx], jnp.float32)))  # [d, c, t]
     obs = np.asarray(observed_traces)
     finite = np.all(np.isfinite(traces), axis=(1, 2))

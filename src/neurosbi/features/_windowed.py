@@ -60,19 +60,29 @@ class WindowedSummary(eqx.Module):
         return list(PER_VARIABLE)
 
     def __call__(self, x: Float[Array, " time"]) -> Float[Array, "17"]:
+        start, stop = self.windows[1]
+        peaks = find_peaks(x[start:stop], self.peak_height, self.peak_distance)
+        return jnp.concatenate([self._window_stats(x), self._peak_stats(peaks, x.dtype)])
+
+    def batched(self, traces: Float[Array, "batch channels time"]) -> Float[Array, "batch features"]:
+        """Apply to every channel of every trace and concatenate channels' features."""
+        per = jax.vmap(jax.vmap(self._window_stats))(traces)  # [batch, channels, 15]
+        start, stop = self.windows[1]
+        peaks = find_peaks(traces[..., start:stop], self.peak_height, self.peak_distance)
+        per = jnp.concatenate([per, self._peak_stats(peaks, traces.dtype)], axis=-1)
+        return per.reshape(traces.shape[0], -1)
+
+    def _window_stats(self, x):
         stats = []
         for start, stop in self.windows:
             w = x[start:stop]
             mean, std, skew, kurt = moments(w)
             stats += [mean, std, exact_median(w[:: self.median_stride]), skew, kurt]
-        start, stop = self.windows[1]
-        peaks = find_peaks(x[start:stop], self.peak_height, self.peak_distance)
-        count = jnp.sum(peaks).astype(x.dtype)
-        first = jnp.argmax(peaks)
-        onset = jnp.where(count > 0, self.t_on + self.dt * first, 0.0).astype(x.dtype)
-        return jnp.stack(stats + [count, onset])
+        return jnp.stack(stats)
 
-    def batched(self, traces: Float[Array, "batch channels time"]) -> Float[Array, "batch features"]:
-        """Apply to every channel of every trace and concatenate channels' features."""
-        per = jax.vmap(jax.vmap(self))(traces)
-        return per.reshape(traces.shape[0], -1)
+    def _peak_stats(self, peaks, dtype):
+        """Peak count and first-peak time ``[..., 2]`` from a peak mask ``[..., time]``."""
+        count = jnp.sum(peaks, axis=-1).astype(dtype)
+        first = jnp.argmax(peaks, axis=-1)
+        onset = jnp.where(count > 0, self.t_on + self.dt * first, 0.0).astype(dtype)
+        return jnp.stack([count, onset], axis=-1)

@@ -8,6 +8,7 @@ from .._errors import UnknownModelError
 from ._base import FunctionModel as FunctionModel
 from ._base import Model as Model
 from ._base import from_function as from_function
+from ._base import simulate_traces as simulate_traces
 from .montbrio import Montbrio as Montbrio
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio}

@@ -128,6 +128,12 @@ class Model(eqx.Module):
         return None
 
 
+@eqx.filter_jit
+def simulate_traces(model: Model, key, theta):
+    """``model.simulate`` compiled once per model and shape (models with array fields included)."""
+    return model.simulate(key, theta)
+
+
 class FunctionModel(Model):
     """A user's simulator ``(key, theta[batch, dim]) -> x[batch, n]`` with its prior.
 
@@ -162,8 +168,14 @@ class FunctionModel(Model):
     def default_truth(self):
         return None if self._truth is None else np.asarray(self._truth)
 
+    @property
+    def channel_names(self):
+        return ("x",)
+
     def simulate(self, key, theta):
-        return self.simulator(key, theta)
+        """The user's output; a flat ``[batch, n]`` output is seen as one channel ``[batch, 1, n]``."""
+        out = self.simulator(key, theta)
+        return out[:, None, :] if out.ndim == 2 else out
 
     def features(self, traces):
         out = traces if self.summary is None else self.summary(traces)
@@ -197,7 +209,7 @@ def from_function(
     probe_theta = prior.sample(jax.random.key(0), (2,))
     probe = simulator(jax.random.key(1), probe_theta)
     if summary is not None:
-        probe = summary(probe)
+        probe = summary(probe if probe.ndim != 2 else probe[:, None, :])
     if probe.ndim < 1 or probe.shape[0] != 2:
         raise ShapeError(
             f"the simulator must return one row per parameter row: for theta of shape {probe_theta.shape} "

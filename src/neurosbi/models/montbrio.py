@@ -321,11 +321,7 @@ def _fused_features(model: Montbrio, key, theta):
         mean, std, skew, kurt = moments_from_sums(sums)  # each [channels, batch]
         median = jax.vmap(jax.vmap(exact_median, in_axes=1), in_axes=1)(samples)  # [channels, batch]
         per_window.append(jnp.stack([mean, std, median, skew, kurt], axis=-1))  # [channels, batch, 5]
-    peaks = jax.vmap(
-        jax.vmap(lambda x: find_peaks(x, summary.peak_height, summary.peak_distance), in_axes=1, out_axes=0),
-        in_axes=1,
-    )(stim_trace)  # [channels, batch, time]
-    count = jnp.sum(peaks, axis=-1).astype(stim_trace.dtype)
-    onset = jnp.where(count > 0, summary.t_on + summary.dt * jnp.argmax(peaks, axis=-1), 0.0).astype(count.dtype)
-    feats = jnp.concatenate(per_window + [count[..., None], onset[..., None]], axis=-1)  # [channels, batch, 17]
+    peaks = find_peaks(jnp.moveaxis(stim_trace, 0, -1), summary.peak_height, summary.peak_distance)
+    peak_stats = summary._peak_stats(peaks, stim_trace.dtype)  # [channels, batch, 2]
+    feats = jnp.concatenate(per_window + [peak_stats], axis=-1)  # [channels, batch, 17]
     return jnp.transpose(feats, (1, 0, 2)).reshape(feats.shape[1], -1)

@@ -1,0 +1,83 @@
+"""NPE against an analytic posterior; support; save/load; input checks; ArviZ export."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurosbi import NPEConfig, ObservationError, ShapeError, fit_npe, load_posterior, priors, simulate
+from neurosbi.inference import to_inference_data
+
+
+@pytest.fixture(scope="module")
+def gaussian_posterior(gaussian_model):
+    bank = simulate(gaussian_model, 8000, jax.random.key(1), chunk_size=2000, progress=False)
+    post, history = fit_npe(bank.theta, bank.x, gaussian_model.prior, key=jax.random.key(2),
+                            config=NPEConfig(max_epochs=150, patience=10), progress=False)
+    return post, history
+
+
+def test_npe_matches_the_analytic_gaussian_posterior(gaussian_posterior):
+    post, history = gaussian_posterior
+    x_o = jnp.asarray([0.5, -1.0])
+    s = np.asarray(post.sample(jax.random.key(3), 20_000, x_o))
+    # prior N(0, 1), noise N(0, 0.25): posterior mean 0.8 x, variance 0.2, no correlation
+    np.testing.assert_allclose(s.mean(0), 0.8 * np.asarray(x_o), atol=0.05)
+    np.testing.assert_allclose(np.cov(s.T), 0.2 * np.eye(2), atol=0.03)
+    assert history.epochs >= 2 and history.validation_loss[history.best_epoch] == min(history.validation_loss)
+
+
+def test_save_load_round_trip(gaussian_posterior, tmp_path):
+    post, _ = gaussian_posterior
+    post.save(tmp_path / "p.eqx")
+    back = load_posterior(tmp_path / "p.eqx")
+    theta = jnp.asarray([[0.1, 0.2], [1.0, -2.0]])
+    x_o = jnp.asarray([0.5, -1.0])
+    np.testing.assert_array_equal(back.log_prob(theta, x_o), post.log_prob(theta, x_o))
+    np.testing.assert_array_equal(back.sample(jax.random.key(0), 5, x_o), post.sample(jax.random.key(0), 5, x_o))
+    (tmp_path / "bad").write_bytes(b"\x80not json\n")
+    with pytest.raises(ValueError, match="not a neurosbi posterior"):
+        load_posterior(tmp_path / "bad")
+
+
+def test_box_prior_support_is_respected_and_log_prob_normalised():
+    prior = priors.box_uniform([0.0, 0.0], [1.0, 1.0])
+    theta = prior.sample(jax.random.key(0), (4000,))
+    x = theta + 0.1 * jax.random.normal(jax.random.key(1), theta.shape)
+    post, _ = fit_npe(theta, x, prior, key=jax.random.key(2), config=NPEConfig(max_epochs=40, flow="nsf"),
+                      progress=False)
+    x_o = jnp.asarray([0.02, 0.5])  # near the boundary: mass would leak out of an unbounded flow
+    s = np.asarray(post.sample(jax.random.key(3), 5000, x_o))
+    assert s.min() > 0 and s.max() < 1
+    assert np.isneginf(post.log_prob(jnp.asarray([-0.1, 0.5]), x_o))
+    g = np.linspace(0.0025, 0.9975, 200)
+    grid = jnp.asarray(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))
+    mass = float(jnp.sum(jnp.exp(post.log_prob(grid, x_o)))) * (1 / 200) ** 2
+    assert mass == pytest.approx(1.0, abs=0.05)
+
+
+def test_bad_training_data_and_observations_are_refused(gaussian_posterior, gaussian_model):
+    post, _ = gaussian_posterior
+    with pytest.raises(ObservationError, match="3 features, this posterior was trained on 2"):
+        post.sample(jax.random.key(0), 10, jnp.zeros(3))
+    with pytest.raises(ObservationError, match="NaN"):
+        post.sample(jax.random.key(0), 10, jnp.asarray([0.0, jnp.nan]))
+    with pytest.raises(ShapeError, match="3 columns, the prior has 2"):
+        fit_npe(np.zeros((50, 3)), np.zeros((50, 2)), gaussian_model.prior, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="flow must be"):
+        NPEConfig(flow="made")
+
+
+def test_invalid_rows_are_dropped_and_counted(gaussian_model):
+    theta = np.asarray(gaussian_model.prior.sample(jax.random.key(0), (400,)))
+    x = theta.copy()
+    x[:37, 0] = np.nan
+    _, history = fit_npe(theta, x, gaussian_model.prior, key=jax.random.key(1),
+                         config=NPEConfig(max_epochs=2), progress=False)
+    assert history.num_invalid_dropped == 37
+    assert history.num_train + history.num_validation == 363
+
+
+def test_inference_data_export():
+    idata = to_inference_data(np.random.default_rng(0).normal(size=(100, 2)), ("a", "b"), truth=[0, 1])
+    assert set(idata.posterior.data_vars) == {"a", "b"} and idata.posterior["a"].shape == (1, 100)

@@ -1,0 +1,66 @@
+"""simulate: determinism, resumption after interruption, NaN accounting, bank checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurosbi import BankError, load_bank, priors, simulate
+from neurosbi.models import from_function
+
+
+def _sometimes_nan(key, theta):
+    x = theta + 0.1 * jax.random.normal(key, theta.shape)
+    return jnp.where(theta[:, :1] > 0.8, jnp.nan, x)  # a "divergent" region of parameter space
+
+
+@pytest.fixture(scope="module")
+def nan_model():
+    return from_function(_sometimes_nan, priors.box_uniform([0, 0], [1, 1]), name="sometimes_nan")
+
+
+def test_interrupted_run_resumes_to_the_same_bank(tmp_path, gaussian_model, key):
+    full = simulate(gaussian_model, 1000, key, chunk_size=128, progress=False)
+    path = tmp_path / "bank.zarr"
+    partial = simulate(gaussian_model, 1000, key, path=path, chunk_size=128, progress=False, max_chunks=3)
+    assert len(partial) == 3 * 128 and not partial.stats["complete"]
+    resumed = simulate(gaussian_model, 1000, key, path=path, chunk_size=128, progress=False)
+    assert resumed.stats["chunks_resumed"] == 3 and resumed.stats["chunks_computed"] == 5
+    np.testing.assert_array_equal(resumed.theta, full.theta)
+    np.testing.assert_array_equal(resumed.x, full.x)
+    loaded, meta = load_bank(path)
+    np.testing.assert_array_equal(loaded.x, full.x)
+    assert meta["model"] == "linear_gaussian"
+
+
+def test_same_key_same_bank_any_chunking_of_resumption(gaussian_model, key):
+    a = simulate(gaussian_model, 300, key, chunk_size=100, progress=False)
+    b = simulate(gaussian_model, 300, key, chunk_size=100, progress=False)
+    np.testing.assert_array_equal(a.x, b.x)
+    c = simulate(gaussian_model, 300, jax.random.key(1), chunk_size=100, progress=False)
+    assert not np.allclose(a.x, c.x)
+
+
+def test_nan_simulations_are_counted_and_masked(nan_model, key, tmp_path):
+    bank = simulate(nan_model, 500, key, chunk_size=100, progress=False, path=tmp_path / "b.zarr")
+    expected = int((bank.theta[:, 0] > 0.8).sum())
+    assert expected > 0
+    assert bank.num_invalid == expected == bank.stats["num_invalid"]
+    np.testing.assert_array_equal(bank.valid, bank.theta[:, 0] <= 0.8)
+    assert len(bank) == 500  # kept in the bank, not dropped
+
+
+def test_resuming_with_other_settings_is_refused(gaussian_model, key, tmp_path):
+    path = tmp_path / "bank.zarr"
+    simulate(gaussian_model, 200, key, path=path, chunk_size=100, progress=False)
+    with pytest.raises(BankError, match="num_simulations"):
+        simulate(gaussian_model, 300, key, path=path, chunk_size=100, progress=False)
+    with pytest.raises(BankError, match="key"):
+        simulate(gaussian_model, 200, jax.random.key(5), path=path, chunk_size=100, progress=False)
+
+
+def test_simulate_given_parameters_and_last_chunk_padding(gaussian_model, key):
+    theta = np.linspace(-1, 1, 2 * 250).reshape(250, 2)
+    bank = simulate(gaussian_model, 250, key, theta=theta, chunk_size=100, progress=False)
+    np.testing.assert_allclose(bank.theta, theta, atol=1e-6)
+    assert np.abs(bank.x - theta).max() < 3.0

@@ -1,0 +1,121 @@
+"""The infer job and the CLI: outputs, metrics, bad input at the boundary."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from neurosbi import OutputError, UnknownModelError, models
+from neurosbi.cli import app
+from neurosbi.diagnostics import zscore_shrinkage
+from neurosbi.models import from_function
+from neurosbi.workflow import infer
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def registered(gaussian_model):
+    models.register("linear_gaussian", lambda: gaussian_model, "toy with an analytic posterior")
+    return gaussian_model
+
+
+def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
+    metrics = infer(registered, out=tmp_path, num_simulations=3000, seed=1, progress=False, num_coverage_tests=200)
+    for name in ["metrics.json", "posterior.nc", "posterior.eqx", "pairplot.png", "ppc.png", "calibration.png",
+                 "report.html", "bank.zarr"]:
+        assert (tmp_path / name).exists(), name
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    for field in ["true_params", "posterior_mean", "posterior_std", "z_score", "shrinkage", "rmse_posterior_mean",
+                  "coverage", "num_invalid_simulations", "timings"]:
+        assert field in on_disk, field
+    assert set(on_disk["timings"]) >= {"simulate_s", "train_s", "sample_s", "total_s"}
+    # analytic posterior std is sqrt(0.2) = 0.447; prior std 1: shrinkage 0.8
+    for n in registered.param_names:
+        assert on_disk["posterior_std"][n] == pytest.approx(np.sqrt(0.2), rel=0.15)
+        assert on_disk["shrinkage"][n] == pytest.approx(0.8, abs=0.06)
+    assert metrics["coverage"]["max_error"] < 0.15
+    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+
+
+def test_zscore_and_shrinkage_definitions(gaussian_model):
+    rng = np.random.default_rng(0)
+    samples = rng.normal([1.0, 2.0], [0.5, 0.1], size=(200_000, 2))
+    out = zscore_shrinkage(samples, np.array([0.0, 2.05]), gaussian_model.prior)
+    np.testing.assert_allclose(out["z_score"], [2.0, 0.5], rtol=0.02)
+    np.testing.assert_allclose(out["shrinkage"], [1 - 0.25, 1 - 0.01], atol=0.01)
+
+
+def test_cli_models_and_infer_smoke(registered, tmp_path):
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0 and "montbrio" in res.stdout and "linear_gaussian" in res.stdout
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--num-simulations", "600", "--out", str(tmp_path / "o"),
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["num_simulations"] == 600
+
+
+def test_cli_simulate_json_line_and_resume(registered, tmp_path):
+    args = ["simulate", "linear_gaussian", "--num", "500", "--out", str(tmp_path / "bank.zarr"), "--json",
+            "--chunk-size", "100"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    line = json.loads(res.stdout.strip().splitlines()[-1])
+    assert line["num_simulations"] == 500 and "sims_per_second" in line
+    again = json.loads(runner.invoke(app, args).stdout.strip().splitlines()[-1])
+    assert again["chunks_resumed"] == 5 and again["chunks_computed"] == 0
+
+
+def test_unknown_model_is_refused_with_the_list():
+    with pytest.raises(UnknownModelError, match="unknown model 'montbrioo'; available models: .*montbrio"):
+        models.get("montbrioo")
+    res = runner.invoke(app, ["infer", "montbrioo"])
+    assert res.exit_code == 2 and "unknown model 'montbrioo'" in res.output
+
+
+def test_unwritable_output_folder_is_refused_before_work(registered, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not writable"):
+        infer(registered, out=blocker / "sub", num_simulations=100, progress=False)
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--out", str(blocker / "sub")])
+    assert res.exit_code == 2 and "not writable" in res.output
+
+
+def test_observation_checks(registered):
+    m = models.get("montbrio")
+    with pytest.raises(Exception, match="expects 34 features"):
+        m.check_observation(np.zeros(17))
+    with pytest.raises(Exception, match="NaN"):
+        m.check_observation(np.full(34, np.nan))
+    with pytest.raises(Exception, match=r"expects \(2, 100000\)"):
+        m.check_traces(np.zeros((2, 5000)))
+    with pytest.raises(Exception, match="NaN"):
+        m.check_traces(np.full((2, 100000), np.nan))
+
+
+def test_user_function_with_wrong_output_is_refused(gaussian_model):
+    with pytest.raises(Exception, match="one row per parameter row"):
+        from_function(lambda k, th: th[:1], gaussian_model.prior)
+
+
+@pytest.mark.heavy
+def test_montbrio_default_job_recovers_the_truth(tmp_path):
+    """`neurosbi infer montbrio` on a small budget: the published truth lies within 3 posterior std."""
+    res = runner.invoke(app, ["infer", "montbrio", "--num-simulations", "1536", "--out", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert all(z < 3.0 for z in metrics["z_score"].values()), metrics["z_score"]
+    assert all(s > 0.9 for s in metrics["shrinkage"].values()), metrics["shrinkage"]
+    for name in ["pairplot.png", "ppc.png", "calibration.png", "report.html", "posterior.nc"]:
+        assert (tmp_path / name).exists()
+
+
+def test_key_reproducibility(gaussian_model):
+    from neurosbi import simulate
+
+    a = simulate(gaussian_model, 64, jax.random.key(3), progress=False)
+    b = simulate(gaussian_model, 64, jax.random.key(3), progress=False)
+    np.testing.assert_array_equal(a.x, b.x)
