@@ -76,7 +76,7 @@ def simulate_cmd(
 @app.command("infer")
 def infer_cmd(
     model: str = typer.Argument("montbrio", help="model name (see `neurosbi models`)"),
-    num_simulations: int = typer.Option(20_000, "--num-simulations", help="simulation budget"),
+    num_simulations: int = typer.Option(10_000, "--num-simulations", help="simulation budget"),
     observe: Optional[str] = typer.Option(None, help="montbrio: rv (r and v) or v (missing-data case)"),
     noise: Optional[float] = typer.Option(None, help="montbrio noise sigma (default 0.1; 0 = deterministic)"),
     seed: int = typer.Option(0, help="PRNG seed"),

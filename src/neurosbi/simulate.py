@@ -136,7 +136,7 @@ def simulate(
                 th_in[: hi - lo] = theta[lo:hi]
                 th_in = jnp.asarray(th_in)
             t0 = time.perf_counter()
-            th, x = run(key, i, th_in)
+            th, x = run(key, jnp.asarray(i, jnp.uint32), th_in)
             th, x = np.asarray(th), np.asarray(x)
             elapsed = time.perf_counter() - t0
             if computed == 0:

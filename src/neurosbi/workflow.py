@@ -44,7 +44,7 @@ def infer(
     model: Model,
     *,
     out,
-    num_simulations: int = 20_000,
+    num_simulations: int = 10_000,
     seed: int = 0,
     truth=None,
     observed_traces=None,
