@@ -7,12 +7,26 @@ from . import models as models
 from . import priors as priors
 from ._errors import (
     BankError as BankError,
+)
+from ._errors import (
     NeurosbiError as NeurosbiError,
+)
+from ._errors import (
     ObservationError as ObservationError,
+)
+from ._errors import (
     OutputError as OutputError,
+)
+from ._errors import (
     PriorSupportError as PriorSupportError,
+)
+from ._errors import (
     ShapeError as ShapeError,
+)
+from ._errors import (
     TrainingError as TrainingError,
+)
+from ._errors import (
     UnknownModelError as UnknownModelError,
 )
 from .inference import NPEConfig as NPEConfig

@@ -24,7 +24,7 @@ _POOL = 64  # samples left in the bracket before the final top_k; 64 measured ch
 _MAX_ITERATIONS = 48  # ties can stop the bracket from shrinking; then the pool's top value is exact
 
 
-def moments(x: Float[Array, " time"]) -> Float[Array, "4"]:
+def moments(x: Float[Array, " time"]) -> Float[Array, 4]:
     """Mean, standard deviation (ddof 0), skewness and excess kurtosis (biased, as scipy.stats).
 
     Two-pass (centred) so that float32 stays accurate on long, slowly varying traces.

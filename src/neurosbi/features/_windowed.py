@@ -59,7 +59,7 @@ class WindowedSummary(eqx.Module):
     def names(self) -> list[str]:
         return list(PER_VARIABLE)
 
-    def __call__(self, x: Float[Array, " time"]) -> Float[Array, "17"]:
+    def __call__(self, x: Float[Array, " time"]) -> Float[Array, 17]:
         start, stop = self.windows[1]
         peaks = find_peaks(x[start:stop], self.peak_height, self.peak_distance)
         return jnp.concatenate([self._window_stats(x), self._peak_stats(peaks, x.dtype)])

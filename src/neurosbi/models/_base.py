@@ -6,7 +6,8 @@ simulation bank records exactly which model made it); parameters arrive as ``the
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
