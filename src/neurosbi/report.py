@@ -16,7 +16,7 @@ def _img(path: Path) -> str:
 def _table(metrics: dict) -> str:
     names = metrics["param_names"]
     rows = ["<tr><th>parameter</th><th>truth</th><th>posterior mean</th><th>posterior std</th><th>z-score</th><th>shrinkage</th></tr>"]
-    for i, n in enumerate(names):
+    for n in names:
         truth = metrics["true_params"][n] if metrics.get("true_params") else float("nan")
         rows.append(
             f"<tr><td>{html.escape(n)}</td><td>{truth:.4g}</td><td>{metrics['posterior_mean'][n]:.4g}</td>"
