@@ -64,3 +64,16 @@ def test_simulate_given_parameters_and_last_chunk_padding(gaussian_model, key):
     bank = simulate(gaussian_model, 250, key, theta=theta, chunk_size=100, progress=False)
     np.testing.assert_allclose(bank.theta, theta, atol=1e-6)
     assert np.abs(bank.x - theta).max() < 3.0
+
+
+def test_each_chunk_reuses_one_compiled_function(key):
+    traces = []
+
+    def counting_simulator(k, theta):
+        traces.append(theta.shape)  # runs only when JAX traces (compiles) the chunk function
+        return theta + 0.1 * jax.random.normal(k, theta.shape)
+
+    model = from_function(counting_simulator, priors.box_uniform([0, 0], [1, 1]), name="counting")
+    traces.clear()  # from_function probes the simulator once
+    simulate(model, 1000, key, chunk_size=100, progress=False)
+    assert len(traces) == 1

@@ -66,6 +66,11 @@ def test_cli_simulate_json_line_and_resume(registered, tmp_path):
     assert line["num_simulations"] == 500 and "sims_per_second" in line
     again = json.loads(runner.invoke(app, args).stdout.strip().splitlines()[-1])
     assert again["chunks_resumed"] == 5 and again["chunks_computed"] == 0
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--from-bank", str(tmp_path / "bank.zarr"),
+                              "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["num_simulations"] == 500
+    assert not (tmp_path / "o" / "bank.zarr").exists()  # trained from the given bank, simulated nothing
 
 
 def test_unknown_model_is_refused_with_the_list():
