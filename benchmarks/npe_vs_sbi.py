@@ -9,6 +9,7 @@ of the true θ under q(θ | x), in the original parameter space). Wall time to t
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -61,7 +62,8 @@ def main():
         inference = NPE(prior=prior, density_estimator="maf")  # sbi default MAF: 5 transforms, 50 hidden
         t0 = time.perf_counter()
         inference.append_simulations(torch.tensor(theta[tr]), torch.tensor(x[tr]))
-        estimator = inference.train()
+        with contextlib.redirect_stdout(sys.stderr):  # sbi prints its progress on stdout
+            estimator = inference.train()
         sbi_s = time.perf_counter() - t0
         with torch.no_grad():
             lp = estimator.log_prob(torch.tensor(theta[te]).unsqueeze(0), condition=torch.tensor(x[te]))
