@@ -85,3 +85,19 @@ def test_invalid_rows_are_dropped_and_counted(gaussian_model):
 def test_inference_data_export():
     idata = to_inference_data(np.random.default_rng(0).normal(size=(100, 2)), ("a", "b"), truth=[0, 1])
     assert set(idata.posterior.data_vars) == {"a", "b"} and idata.posterior["a"].shape == (1, 100)
+
+
+def test_a_posterior_with_no_mass_in_the_box_is_counted_not_fatal():
+    prior = priors.box_uniform([0.0, 0.0], [1.0, 1.0])
+    theta = prior.sample(jax.random.key(0), (2000,))
+    x = theta + 0.05 * jax.random.normal(jax.random.key(1), theta.shape)
+    post, _ = fit_npe(theta, x, prior, key=jax.random.key(2), config=NPEConfig(max_epochs=20), progress=False)
+    far = jnp.asarray([[0.5, 0.5], [30.0, 30.0]])  # the second is far outside anything simulated
+    draws = post.sample_batch(jax.random.key(3), 100, far, max_draws=20_000)
+    assert np.isfinite(draws[0]).all() and np.isnan(draws[1]).all()
+    with pytest.raises(ObservationError, match="inside the prior box"):
+        post._rejection_sample(jax.random.key(4), 100, far[1], max_draws=20_000)
+    from neurosbi.diagnostics import expected_coverage
+
+    cov = expected_coverage(post, jnp.asarray([[0.5, 0.5], [0.9, 0.9]]), far, jax.random.key(5), num_samples=100)
+    assert cov["num_failed"] == 1 and cov["joint"][-1] <= 0.5

@@ -143,6 +143,7 @@ def infer(
         "joint": cov["joint"].tolist(),
         "marginal": {n: cov["marginal"][i].tolist() for i, n in enumerate(names)},
         "num_tests": cov["num_tests"],
+        "num_failed": cov["num_failed"],
         "max_error": coverage_error(cov),
     }
     ppc = posterior_predictive(model, samples, observed_traces, k_ppc)

@@ -34,20 +34,27 @@ def expected_coverage(posterior, theta, x, key, *, num_samples: int = 500, level
     Returns:
         ``levels``; ``joint`` (highest-density regions); ``marginal`` ``[dim, levels]`` (central
         intervals); ``ranks`` ``[m, dim]`` (SBC rank of each truth among ``num_samples`` draws);
-        ``num_tests``.
+        ``num_tests``; ``num_failed`` (held-out cases whose posterior has no mass in the prior box,
+        counted as not covered).
     """
     theta = jnp.asarray(theta, jnp.float32)
     x = jnp.asarray(x, jnp.float32)
     draws = posterior.sample_batch(key, num_samples, x)  # [m, n, dim]
+    failed = np.asarray(jnp.any(jnp.isnan(draws), axis=(1, 2)))  # no posterior mass in the prior box
+    draws = jnp.where(jnp.isnan(draws), theta[:, None, :], draws)
     lp_draws = posterior.log_prob(draws, x[:, None, :])  # [m, n]
     lp_truth = posterior.log_prob(theta, x)  # [m]
-    alpha = np.asarray(jnp.mean(lp_draws > lp_truth[:, None], axis=1))  # level that first covers θ*
-    ranks = np.asarray(jnp.sum(draws < theta[:, None, :], axis=1))  # [m, dim]
+    alpha = np.array(jnp.mean(lp_draws > lp_truth[:, None], axis=1))  # level that first covers θ*
+    ranks = np.array(jnp.sum(draws < theta[:, None, :], axis=1))  # [m, dim]
     u = (ranks + 0.5) / num_samples
+    # A failed case covers its truth at no level: counted against the posterior, not dropped.
+    alpha[failed] = 1.0
+    u[failed] = 2.0
     levels = np.asarray(levels)
     joint = np.array([(alpha < c).mean() for c in levels])
     marginal = np.array([[(np.abs(u[:, d] - 0.5) < c / 2).mean() for c in levels] for d in range(theta.shape[1])])
-    return {"levels": levels, "joint": joint, "marginal": marginal, "ranks": ranks, "num_tests": int(theta.shape[0])}
+    return {"levels": levels, "joint": joint, "marginal": marginal, "ranks": ranks, "num_tests": int(theta.shape[0]),
+            "num_failed": int(failed.sum())}
 
 
 def coverage_error(coverage: dict) -> float:

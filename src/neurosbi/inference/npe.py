@@ -183,21 +183,25 @@ class Posterior(eqx.Module):
             return _sample(self, key, n, x)
         return self._rejection_sample(key, n, x)
 
-    def _rejection_sample(self, key, n, x, max_draws: int = 100_000_000):
-        batch = max(1024, 1 << (2 * n - 1).bit_length())  # a power of two: few distinct compilations
+    def _rejection_sample(self, key, n, x, max_draws: int = 10_000_000):
+        """Draws of the flow kept inside the prior box; the batch grows while acceptance is low."""
+        batch = max(1024, 1 << (2 * n - 1).bit_length())  # powers of two: few distinct compilations
         kept, drawn, accepted = [], 0, 0
+        low, high = np.asarray(self.low), np.asarray(self.high)
         while accepted < n:
-            key, k = jax.random.split(key)
-            theta = np.asarray(_sample(self, k, batch, x))
-            inside = theta[np.all((theta > np.asarray(self.low)) & (theta < np.asarray(self.high)), axis=1)]
-            kept.append(inside)
-            accepted += len(inside)
-            drawn += batch
-            if drawn >= max_draws and accepted < n:
+            if drawn >= max_draws:
                 raise ObservationError(
                     f"only {accepted} of {drawn} posterior draws fell inside the prior box: the observation "
                     "is far from every simulation (model misspecification?); use NPEConfig(support='logit')"
                 )
+            key, k = jax.random.split(key)
+            theta = np.asarray(_sample(self, k, batch, x))
+            inside = theta[np.all((theta > low) & (theta < high), axis=1)]
+            kept.append(inside)
+            accepted += len(inside)
+            drawn += batch
+            if accepted < n and accepted < batch // 4:
+                batch = min(batch * 4, 1 << 20)
         return jnp.asarray(np.concatenate(kept)[:n])
 
     def in_box_mass(self, key, x, n: int = 10_000) -> float:
@@ -207,12 +211,22 @@ class Posterior(eqx.Module):
         theta = _sample(self, key, n, self._check_x(x))
         return float(jnp.mean(jnp.all((theta > self.low) & (theta < self.high), axis=-1)))
 
-    def sample_batch(self, key, n: int, xs):
-        """``n`` draws for each of several observations ``xs [m, n_features]``: ``[m, n, dim]``."""
+    def sample_batch(self, key, n: int, xs, *, max_draws: int = 1_000_000):
+        """``n`` draws for each of several observations ``xs [m, n_features]``: ``[m, n, dim]``.
+
+        With ``support="truncate"``, an observation whose posterior puts (almost) no mass inside the
+        prior box gets a row of NaN instead of an error, so that diagnostics can count it.
+        """
         xs = self._check_x(xs)
         if self.low is None or self._logit:
             return _sample_many(self, jax.random.split(key, xs.shape[0]), n, xs)
-        return jnp.stack([self._rejection_sample(k, n, x) for k, x in zip(jax.random.split(key, xs.shape[0]), xs)])
+        rows = []
+        for k, x in zip(jax.random.split(key, xs.shape[0]), xs):
+            try:
+                rows.append(self._rejection_sample(k, n, x, max_draws=max_draws))
+            except ObservationError:
+                rows.append(jnp.full((n, self.dim), jnp.nan))
+        return jnp.stack(rows)
 
     def log_prob(self, theta, x):
         """log q(θ | x); θ ``[..., dim]`` with ``x`` ``[n_features]`` or broadcastable ``[..., n_features]``."""
