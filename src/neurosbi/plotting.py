@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def pairplot(samples, names, *, truth=None, bounds=None, path=None, title=None):
+def pairplot(samples, names, *, truth=None, path=None, title=None):
     """Corner plot: marginal histograms on the diagonal, 2-D histograms below."""
     samples = np.asarray(samples)
     d = samples.shape[1]

@@ -158,8 +158,7 @@ def infer(
     # -- outputs ---------------------------------------------------------------------------------
     posterior.save(out / "posterior.eqx")
     to_inference_data(samples, names, observed=x_o, truth=truth).to_netcdf(str(out / "posterior.nc"))
-    bounds = None
-    plotting.pairplot(samples, names, truth=truth, bounds=bounds, path=out / "pairplot.png",
+    plotting.pairplot(samples, names, truth=truth, path=out / "pairplot.png",
                       title=f"{model.name}: posterior from {len(bank)} simulations")
     times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
     plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
