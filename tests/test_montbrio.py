@@ -67,7 +67,8 @@ def test_description_and_options():
     assert len(m.feature_names) == 34
     np.testing.assert_allclose(m.default_truth, TRUTH)
     low, high = np.asarray(m.prior.minval), np.asarray(m.prior.maxval)
-    np.testing.assert_allclose(low, [0.1, -10, 5]) and np.testing.assert_allclose(high, [5, -3, 20])
+    np.testing.assert_allclose(low, [0.1, -10, 5])
+    np.testing.assert_allclose(high, [5, -3, 20])
     assert len(get("montbrio", observe="v").feature_names) == 17
     m4 = get("montbrio", infer_sigma=True)
     assert m4.param_names == ("delta", "eta", "J", "sigma") and m4.default_truth[3] == pytest.approx(0.1)

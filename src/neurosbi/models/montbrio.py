@@ -114,10 +114,6 @@ class Montbrio(Model):
         return tuple(names)
 
     @property
-    def param_units(self):
-        return tuple("" for _ in self.param_names)
-
-    @property
     def prior(self):
         low, high = [0.1, -10.0, 5.0], [5.0, -3.0, 20.0]
         if self.infer_sigma:
