@@ -49,20 +49,21 @@ def simulate_cmd(
     seed: int = typer.Option(0, help="PRNG seed; the bank is a deterministic function of it"),
     observe: Optional[str] = typer.Option(None, help="observed variables for montbrio: rv or v"),
     noise: Optional[float] = typer.Option(None, help="noise sigma (montbrio: 0.1 stochastic, 0 deterministic)"),
-    chunk_size: int = typer.Option(256, help="simulations per compiled call"),
+    chunk_size: Optional[int] = typer.Option(None, help="simulations per compiled call [default: 1024]"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON line with the run's statistics"),
 ) -> None:
     """Run NUM simulations drawn from the prior into a resumable Zarr bank."""
     import jax
 
-    from .simulate import simulate
+    from .simulate import DEFAULT_CHUNK, simulate
 
     try:
         m = _model(model, observe=observe, noise_sigma=noise)
         from .workflow import prepare_output
 
         prepare_output(out.parent if out.parent != Path("") else Path("."))
-        bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size, progress=not json_out)
+        bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size or DEFAULT_CHUNK,
+                        progress=not json_out)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     stats = {"model": m.name, "out": str(out), **bank.stats}

@@ -22,7 +22,7 @@ from .diagnostics import coverage_error, expected_coverage, posterior_predictive
 from .inference import NPEConfig, fit_npe, to_inference_data
 from .models import Model, simulate_traces
 from .report import write_report
-from .simulate import load_bank, simulate
+from .simulate import DEFAULT_CHUNK, load_bank, simulate
 
 console = Console(stderr=True)
 
@@ -52,7 +52,7 @@ def infer(
     config: NPEConfig | None = None,
     num_posterior_samples: int = 10_000,
     num_coverage_tests: int = 200,
-    chunk_size: int = 256,
+    chunk_size: int = DEFAULT_CHUNK,
     progress: bool = True,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.

@@ -1,10 +1,7 @@
 """Summary statistics: pure, batched, jit-able functions of traces."""
 
-from ._moments import central_sums as central_sums
 from ._moments import exact_median as exact_median
-from ._moments import merge_central_sums as merge_central_sums
 from ._moments import moments as moments
-from ._moments import moments_from_sums as moments_from_sums
 from ._peaks import find_peaks as find_peaks
 from ._peaks import local_maxima as local_maxima
 from ._windowed import PER_VARIABLE as PER_VARIABLE

@@ -92,37 +92,3 @@ def exact_median(x: Float[Array, " time"]) -> Float[Array, ""]:
     upper = jnp.where(below > n // 2, lower, above_min)
     return 0.5 * (lower + upper)
 
-
-def central_sums(x, axis=0):
-    """``(n, mean, M2, M3, M4)`` of ``x`` along ``axis``: the state that ``merge_central_sums`` combines."""
-    n = jnp.asarray(x.shape[axis], x.dtype)
-    mean = jnp.mean(x, axis=axis)
-    d = x - jnp.expand_dims(mean, axis)
-    d2 = d * d
-    return n, mean, jnp.sum(d2, axis=axis), jnp.sum(d2 * d, axis=axis), jnp.sum(d2 * d2, axis=axis)
-
-
-def merge_central_sums(a, b):
-    """Combine the central sums of two disjoint samples (Pébay 2008, eqs. 2.1-2.4)."""
-    na, ma, m2a, m3a, m4a = a
-    nb, mb, m2b, m3b, m4b = b
-    n = na + nb
-    delta = mb - ma
-    dn = delta / n
-    mean = ma + dn * nb
-    m2 = m2a + m2b + delta * dn * na * nb
-    m3 = m3a + m3b + dn * dn * delta * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2a)
-    m4 = (
-        m4a + m4b
-        + dn**3 * delta * na * nb * (na * na - na * nb + nb * nb)
-        + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2a)
-        + 4.0 * dn * (na * m3b - nb * m3a)
-    )
-    return n, mean, m2, m3, m4
-
-
-def moments_from_sums(sums):
-    """Mean, std, skewness and excess kurtosis (as ``moments``) from central sums."""
-    n, mean, m2, m3, m4 = sums
-    v2, v3, v4 = m2 / n, m3 / n, m4 / n
-    return mean, jnp.sqrt(v2), v3 / v2**1.5, v4 / (v2 * v2) - 3.0

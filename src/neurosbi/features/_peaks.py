@@ -54,11 +54,15 @@ def _plateau_maxima(x):
     return (idx == (run_start + run_end) // 2) & entered_rising & left_falling
 
 
-def local_maxima(x: Float[Array, "... time"]) -> Bool[Array, "... time"]:
-    """Mask of local maxima, plateau midpoints included, as scipy's ``_local_maxima_1d``."""
+def local_maxima(x: Float[Array, "... time"], height: float = -float("inf")) -> Bool[Array, "... time"]:
+    """Mask of local maxima, plateau midpoints included, as scipy's ``_local_maxima_1d``.
+
+    Only maxima at or above ``height`` are needed by callers that pass it, so the slower plateau
+    path runs only when two equal neighbours at or above ``height`` exist somewhere in the batch.
+    """
     if x.shape[-1] < 3:
         return jnp.zeros(x.shape, bool)
-    has_plateau = jnp.any(x[..., 1:] == x[..., :-1])
+    has_plateau = jnp.any((x[..., 1:] == x[..., :-1]) & (x[..., 1:] >= height))
     return jax.lax.cond(has_plateau, _plateau_maxima, _strict_maxima, x)
 
 
@@ -77,32 +81,61 @@ def _sliding_max(p, half_width: int):
     return jnp.maximum(cur[..., :n], cur[..., size - k : size - k + n])
 
 
+def _round(priority, kept, alive, reach):
+    """One parallel greedy round on rows ``[rows, time]`` (see the module docstring)."""
+    index = jnp.arange(priority.shape[-1], dtype=jnp.float32)
+    p = jnp.where(alive, priority, -jnp.inf)
+    maximal = alive & ~kept & (p >= _sliding_max(p, reach))
+    # Maximal peaks within reach of each other have equal heights: the earlier one wins.
+    earliest = -_sliding_max(jnp.where(maximal, -index, -jnp.inf), reach)
+    kept = kept | (maximal & (earliest == index))
+    near_kept = _sliding_max(jnp.where(kept, 1.0, 0.0).astype(priority.dtype), reach) > 0
+    return kept, alive & (kept | ~near_kept)
+
+
+def _resolve(priority, kept, alive, reach):
+    def undecided(state):
+        return jnp.any(state[1] & ~state[0])
+
+    return jax.lax.while_loop(undecided, lambda s: _round(priority, *s, reach), (kept, alive))
+
+
+_DENSE_ROUNDS = 2  # rounds run on every row; most rows are decided after them
+_ROWS_PER_PASS = 64  # undecided rows gathered per later pass
+
+
 def find_peaks(x: Float[Array, "... time"], height: float, distance: int) -> Bool[Array, "... time"]:
-    """Mask of the peaks ``scipy.signal.find_peaks(x, height=height, distance=distance)`` returns."""
+    """Mask of the peaks ``scipy.signal.find_peaks(x, height=height, distance=distance)`` returns.
+
+    Chains of ever higher peaks closer than ``distance`` need one round each, and the longest chain
+    of a batch would set the number of rounds for every row. So every row gets two rounds, then the
+    rows still undecided are gathered 64 at a time and finished on their own.
+    """
     if distance < 1:
         raise ValueError(f"distance must be >= 1 sample, got {distance}")
-    candidate = local_maxima(x) & (x >= height)
+    candidate = local_maxima(x, height) & (x >= height)
     if distance == 1:
         return candidate
     reach = distance - 1
-    priority = jnp.where(candidate, x, -jnp.inf)
-    index = jnp.arange(x.shape[-1], dtype=jnp.float32)
+    shape = x.shape
+    priority = jnp.where(candidate, x, -jnp.inf).reshape(-1, shape[-1])
+    kept, alive = jnp.zeros_like(candidate).reshape(priority.shape), candidate.reshape(priority.shape)
+    for _ in range(_DENSE_ROUNDS):
+        kept, alive = _round(priority, kept, alive, reach)
+    rows = priority.shape[0]
+    per_pass = min(_ROWS_PER_PASS, rows)
 
-    def undecided(state):
+    def rows_left(state):
         kept, alive = state
         return jnp.any(alive & ~kept)
 
-    def one_round(state):
+    def finish_some(state):
         kept, alive = state
-        p = jnp.where(alive, priority, -jnp.inf)
-        maximal = alive & ~kept & (p >= _sliding_max(p, reach))
-        # Maximal peaks within reach of each other have equal heights: the earlier one wins.
-        earliest = -_sliding_max(jnp.where(maximal, -index, -jnp.inf), reach)
-        dominant = maximal & (earliest == index)
-        kept = kept | dominant
-        near_kept = _sliding_max(jnp.where(kept, 1.0, 0.0).astype(x.dtype), reach) > 0
-        alive = alive & (kept | ~near_kept)
-        return kept, alive
+        todo = jnp.any(alive & ~kept, axis=-1)
+        (idx,) = jnp.nonzero(todo, size=per_pass, fill_value=rows)
+        take = jnp.minimum(idx, rows - 1)
+        k, a = _resolve(priority[take], kept[take], alive[take], reach)
+        return kept.at[idx].set(k, mode="drop"), alive.at[idx].set(a, mode="drop")
 
-    kept, _ = jax.lax.while_loop(undecided, one_round, (jnp.zeros_like(candidate), candidate))
-    return kept
+    kept, _ = jax.lax.while_loop(rows_left, finish_some, (kept, alive))
+    return kept.reshape(shape)

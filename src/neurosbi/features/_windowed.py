@@ -33,8 +33,6 @@ class WindowedSummary(eqx.Module):
         t_on: stimulus onset, used for the first-peak time as in the published code.
         peak_height: minimum peak height (0.2 in the paper).
         peak_distance: minimum distance between peaks in samples (1000 = 1 s at 1 ms).
-        median_stride: the median is taken over every ``median_stride``-th sample of a window
-            (1 = all samples, the published definition).
     """
 
     windows: tuple[tuple[int, int], ...] = eqx.field(static=True)
@@ -42,18 +40,34 @@ class WindowedSummary(eqx.Module):
     t_on: float = eqx.field(static=True)
     peak_height: float = eqx.field(static=True, default=0.2)
     peak_distance: int = eqx.field(static=True, default=1000)
-    median_stride: int = eqx.field(static=True, default=1)
 
     @classmethod
-    def from_times(cls, duration: float, dt: float, t_on: float, t_off: float, **kw):
-        """Windows ``t < t_on``, ``t_on < t < t_off``, ``t > t_off`` on ``np.arange(0, duration, dt)``."""
-        ts = np.arange(0.0, duration, dt)
-        masks = (ts < t_on, (ts > t_on) & (ts < t_off), ts > t_off)
+    def from_times(
+        cls, duration: float, dt: float, t_on: float, t_off: float, *, stride: int = 1,
+        peak_spacing: float = 1.0, peak_height: float = 0.2,
+    ):
+        """Windows ``t < t_on``, ``t_on < t < t_off``, ``t > t_off`` over a trace sampled every ``dt``
+        for ``duration`` (the published ``np.arange(0, duration, dt)``) and read every ``stride``-th
+        sample. Peaks closer than ``peak_spacing`` (time) are merged as ``find_peaks(distance=...)``.
+        Times are compared on integer step counts, so no window edge depends on float rounding.
+        """
+        steps = np.arange(0, int(round(duration / dt)), stride)
+        on, off = round(t_on / dt), round(t_off / dt)
+        masks = (steps < on, (steps > on) & (steps < off), steps > off)
         windows = []
-        for m in masks:
+        for name, m in zip(("before", "during", "after"), masks):
             where = np.flatnonzero(m)
+            if where.size < 2:
+                raise ValueError(
+                    f"the window {name} the stimulus holds {where.size} samples (duration {duration}, "
+                    f"t_on {t_on}, t_off {t_off}, sampled every {dt * stride}); it needs at least 2"
+                )
             windows.append((int(where[0]), int(where[-1]) + 1))
-        return cls(windows=tuple(windows), dt=float(dt), t_on=float(t_on), **kw)
+        step = float(dt * stride)
+        return cls(
+            windows=tuple(windows), dt=step, t_on=float(t_on), peak_height=float(peak_height),
+            peak_distance=max(1, int(round(peak_spacing / step))),
+        )
 
     @property
     def names(self) -> list[str]:
@@ -77,7 +91,7 @@ class WindowedSummary(eqx.Module):
         for start, stop in self.windows:
             w = x[start:stop]
             mean, std, skew, kurt = moments(w)
-            stats += [mean, std, exact_median(w[:: self.median_stride]), skew, kurt]
+            stats += [mean, std, exact_median(w), skew, kurt]
         return jnp.stack(stats)
 
     def _peak_stats(self, peaks, dtype):

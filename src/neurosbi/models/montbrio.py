@@ -9,19 +9,24 @@ noise of intensity σ on r and v (reference section 2.1). Traces are returned as
 Noise. The published scheme draws two Gaussian increments per step (2 × 10⁵ per simulation), and
 JAX's Gaussian generator caps the simulator near 700 simulations/s on 2 CPU cores
 (shared/reference/performance.md). The default ``noise="two-point"`` is the simplified weak Euler
-scheme (Kloeden & Platen 1992, §14.1): each increment is ±√dt with probability ½, 8 of them
-unpacked from one random byte. It has the same weak order as Euler–Maruyama and converges to
-the same SDE; ``noise="gaussian"`` is the published scheme, kept selectable. ``tests/test_montbrio.py``
-checks that both give the same feature distribution at the published truth.
+scheme (Kloeden & Platen 1992, §14.1): each increment is ±√dt with probability ½, one random bit per
+step. It has the same weak order as Euler–Maruyama and converges to the same SDE;
+``noise="gaussian"`` is the published scheme, kept selectable. ``tests/test_montbrio.py`` and
+``benchmarks/noise_c2st.py`` check that both give the same feature distribution.
 
-Simulation layout: one ``lax.scan`` over groups of 8 steps whose carry holds the whole batch, so a
-step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of 1,000
-steps is drawn at once.
+Features are read every ``feature_stride`` = 25 steps (every 25 ms, 4,000 samples of each variable
+over 100 s; peaks at least 1 s = 40 samples apart). The published code reads every 1 ms sample;
+``feature_stride=1`` does that, 25 times slower. Why 25: XLA's CPU compiler fuses the unrolled
+steps of a group into one loop per *output*, recomputing the whole group for each output, so every
+extra value recorded inside a group (a running moment, a per-step sample) costs a full recomputation
+of the group. Recording only the state at the end of each group of 25 steps is therefore free, while
+recording every step is 20× slower (benchmarks/README.md). The 25 ms sampling is far finer than the
+model's time scales (relaxation and oscillation periods of 0.1–2 s); ``benchmarks/feature_stride.py``
+measures what it changes in the features and in the posterior.
 
-Features without whole traces (``simulate_features``): the 100 s are integrated as three scans over
-1 s blocks (before, during and after the stimulus). Each block updates running central moments of its
-window (Pébay's pairwise merge, stable in float32) and keeps only what the other features need: every
-``median_stride``-th sample for the median and the full stimulus window for peak detection.
+Simulation layout: one ``lax.scan`` over groups of 25 unrolled steps whose carry holds the whole batch,
+so a step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of
+1,000 steps is drawn at once (25 bits of one uint32 per step group and variable).
 """
 
 from __future__ import annotations
@@ -36,21 +41,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import priors as _priors
-from ..features import (
-    PER_VARIABLE,
-    WindowedSummary,
-    central_sums,
-    exact_median,
-    find_peaks,
-    merge_central_sums,
-    moments_from_sums,
-)
+from ..features import PER_VARIABLE, WindowedSummary
 from ._base import Model
 
-# Steps per random byte (two-point noise) and per unrolled inner loop. 8 measured best here: with
-# 16 or 32 unrolled steps XLA's CPU compiler did not finish within minutes.
-_GROUP = 8
-_BLOCK_GROUPS = 125  # groups per block: 1,000 steps, the unit of noise draws and streamed features
+# Steps per unrolled inner loop (and random bits used per uint32 word). Measured on the project
+# machine, batch 2,048, recording the state once per group: 8 steps 2,300 sims/s, 20 steps 4,900,
+# 25 steps 8,000 (loop overhead per iteration dominates short groups). 25 divides 1,000 and the
+# 30 s / 60 s stimulus edges, so the step input is constant within a group.
+_GROUP = 25
+_BLOCK_GROUPS = 40  # groups per block: 1,000 steps, the unit of noise draws
 _BLOCK = _GROUP * _BLOCK_GROUPS
 
 
@@ -64,8 +63,8 @@ class Montbrio(Model):
         stimulus: ``"step"`` (I0 on [30, 60) s) or ``"sine"`` (I0 sin(ω t) over the whole trace).
         infer_input: add the stimulus amplitude I0 ~ U[0, 5] (step) or ω ~ U[π/100, π] (sine).
         noise: ``"two-point"`` (default, see module docstring) or ``"gaussian"`` (published).
-        median_stride: window medians over every k-th sample (10 = every 10 ms; 1 = published, slower:
-            an exact median of 10⁵ samples costs more than the simulation on a CPU).
+        feature_stride: features read every k-th step (25 = every 25 ms, the fast path; 1 = every
+            sample as published, 25× slower; see the module docstring).
         dtype: ``"float32"`` (throughput) or ``"float64"`` (needs ``jax_enable_x64``).
 
     Example:
@@ -88,7 +87,7 @@ class Montbrio(Model):
     t_off: float = eqx.field(static=True, default=60.0)
     r0: float = eqx.field(static=True, default=0.5)
     v0: float = eqx.field(static=True, default=-3.0)
-    median_stride: int = eqx.field(static=True, default=10)
+    feature_stride: int = eqx.field(static=True, default=_GROUP)
     dtype: str = eqx.field(static=True, default="float32")
 
     def __check_init__(self):
@@ -100,6 +99,8 @@ class Montbrio(Model):
             raise ValueError(f"noise must be 'two-point' or 'gaussian', got {self.noise!r}")
         if not self.noise_sigma >= 0:
             raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
+        if not (isinstance(self.feature_stride, int) and self.feature_stride >= 1):
+            raise ValueError(f"feature_stride must be a positive integer, got {self.feature_stride!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -161,7 +162,7 @@ class Montbrio(Model):
         else:  # published sine runs use thirds of the trace as windows
             t_on, t_off = self.duration / 3, 2 * self.duration / 3
         return WindowedSummary.from_times(
-            self.duration, self.time_step, t_on, t_off, median_stride=self.median_stride
+            self.duration, self.time_step, t_on, t_off, stride=self.feature_stride
         )
 
     @property
@@ -188,9 +189,14 @@ class Montbrio(Model):
         omega = extra if (self.infer_input and extra is not None) else self.omega
         return self.amplitude * jnp.sin(omega * t)
 
-    def _block_runner(self, key, theta):
-        """``(state0, run_block)``: ``run_block(state, b)`` integrates block ``b`` of ``_BLOCK`` steps
-        and returns the new state and the block's samples ``[_BLOCK, 2, batch]`` (before each step)."""
+    def _runner(self, key, theta, every_step: bool):
+        """``(state0, run_block)``: ``run_block(state, b)`` integrates block ``b`` (``_BLOCK`` steps).
+
+        It returns the new state and either every sample of the block ``[_BLOCK, 2, batch]``
+        (``every_step``; sample i is the state before step i) or the state after each group of
+        ``_GROUP`` steps ``[_BLOCK_GROUPS, 2, batch]`` (the samples at steps 25, 50, ...). Both read
+        the same noise, so the second is exactly every 25th sample of the first.
+        """
         dtype = jnp.dtype(self.dtype)
         theta = jnp.asarray(theta, dtype)
         batch = theta.shape[0]
@@ -208,116 +214,71 @@ class Montbrio(Model):
         pi2 = jnp.asarray(jnp.pi**2, dtype)
         stochastic = self.infer_sigma or self.noise_sigma > 0
 
-        def step(state, i, eps_v, eps_r):
+        def step(state, first_step, k, noise):
             v, r = state
-            dv = v * v - pi2 * r * r + J * r + eta + self._input(i, extra)
+            dv = v * v - pi2 * r * r + J * r + eta + self._input(first_step + k, extra)
             dr = delta_over_pi + 2.0 * r * v
-            v_new = v + dt * dv
-            r_new = r + dt * dr
-            if stochastic:
-                v_new = v_new + noise_scale * eps_v
-                r_new = r_new + noise_scale * eps_r
-            return (v_new, r_new)
+            v, r = v + dt * dv, r + dt * dr
+            if stochastic and self.noise == "two-point":
+                v = v + jnp.where(((noise[0] >> k) & 1) != 0, noise_scale, -noise_scale)
+                r = r + jnp.where(((noise[1] >> k) & 1) != 0, noise_scale, -noise_scale)
+            elif stochastic:
+                v = v + noise_scale * noise[k, 0]
+                r = r + noise_scale * noise[k, 1]
+            return v, r
 
         def group(state, xs):
             first_step, noise = xs
-            out = []
-            for k in range(_GROUP):  # unrolled: _GROUP steps per scan iteration
-                out.append(jnp.stack(state))
-                if not stochastic:
-                    ev = er = None
-                elif self.noise == "two-point":
-                    bit = (noise >> k) & 1  # noise: uint8 [2, batch]
-                    signs = (2 * bit.astype(jnp.int32) - 1).astype(dtype)
-                    ev, er = signs[0], signs[1]
-                else:
-                    ev, er = noise[k, 0], noise[k, 1]
-                state = step(state, first_step + k, ev, er)
-            return state, jnp.stack(out)  # [_GROUP, 2, batch]
+            if every_step:  # a rolled loop: unrolling 25 recorded steps makes XLA compile for minutes
+                def one(state, k):
+                    return step(state, first_step, k, noise), jnp.stack(state)
+
+                return jax.lax.scan(one, state, jnp.arange(_GROUP, dtype=jnp.uint32))
+            for k in range(_GROUP):  # unrolled: the whole group becomes one fused loop
+                state = step(state, first_step, k, noise)
+            return state, jnp.stack(state)
 
         def run_block(state, b):
             k = jax.random.fold_in(key, b)
             if not stochastic:
-                noise = jnp.zeros((_BLOCK_GROUPS, 1), jnp.uint8)
-            elif self.noise == "two-point":
-                noise = jax.random.bits(k, (_BLOCK_GROUPS, 2, batch), jnp.uint8)
+                noise = jnp.zeros((_BLOCK_GROUPS, 1), jnp.uint32)
+            elif self.noise == "two-point":  # one bit per step: _GROUP of the 32 bits of a word
+                noise = jax.random.bits(k, (_BLOCK_GROUPS, 2, batch), jnp.uint32)
             else:
                 noise = jax.random.normal(k, (_BLOCK_GROUPS, _GROUP, 2, batch), dtype)
             firsts = (b * _BLOCK_GROUPS + jnp.arange(_BLOCK_GROUPS)) * _GROUP
             state, out = jax.lax.scan(group, state, (firsts, noise))
-            return state, out.reshape(_BLOCK, 2, batch)
+            return state, out.reshape(-1, 2, batch)
 
         state0 = (jnp.full((batch,), self.v0, dtype), jnp.full((batch,), self.r0, dtype))
         return state0, run_block
 
-    def simulate(self, key, theta):
-        """Traces ``[batch, 2, time]`` (channels v, r) for ``theta [batch, dim]``."""
-        state0, run_block = self._block_runner(key, theta)
+    def _integrate(self, key, theta, every_step: bool):
+        """Samples ``[batch, 2, time]``: every step, or every ``_GROUP``-th step."""
+        state0, run_block = self._runner(key, theta, every_step)
         n_blocks = -(-self.num_steps // _BLOCK)
         _, out = jax.lax.scan(run_block, state0, jnp.arange(n_blocks))
-        traces = out.reshape(-1, 2, out.shape[-1])[: self.num_steps]
-        return jnp.transpose(traces, (2, 1, 0))
+        out = out.reshape(-1, *out.shape[2:])  # [samples, 2, batch]
+        if every_step:
+            out = out[: self.num_steps]
+        else:  # sample 0 is the initial state; the last group ends one sample past the trace
+            out = jnp.concatenate([jnp.stack(state0)[None], out])[: -(-self.num_steps // _GROUP)]
+        return jnp.transpose(out, (2, 1, 0))
 
-    def _fusable(self) -> bool:
-        w = self.summary.windows
-        return (
-            self.num_steps % _BLOCK == 0
-            and len(w) == 3
-            and w[0][0] == 0 and w[0][1] % _BLOCK == 0
-            and w[1][0] == w[0][1] + 1 and w[1][1] % _BLOCK == 0
-            and w[2][0] == w[1][1] + 1 and w[2][1] == self.num_steps
-        )
+    def simulate(self, key, theta):
+        """Traces ``[batch, 2, time]`` (channels v, r) for ``theta [batch, dim]``, every step."""
+        return self._integrate(key, theta, every_step=True)
 
     def simulate_features(self, key, theta):
-        """Features without materialising whole traces (see ``_fused``); same numbers as
-        ``features(simulate(key, theta))`` up to float rounding."""
-        if not self._fusable():
+        """``features(simulate(key, theta))`` without whole traces: only every ``_GROUP``-th sample
+        is recorded when ``feature_stride == 25`` (the default)."""
+        if self.feature_stride != _GROUP:
             return self.features(self.simulate(key, theta))
-        return _fused_features(self, key, theta)
+        sampled = self._integrate(key, theta, every_step=False)
+        return self.summary.batched(sampled[:, list(self.observed_channels), :])
 
     def features(self, traces):
-        observed = traces[:, list(self.observed_channels), :]
+        """Features of full-resolution traces ``[batch, 2, time]``, read every ``feature_stride`` steps."""
+        observed = traces[:, list(self.observed_channels), :: self.feature_stride]
         return self.summary.batched(observed)
 
-
-def _fused_features(model: Montbrio, key, theta):
-    """The windowed summary of ``model`` computed block by block (see the module docstring)."""
-    summary = model.summary
-    (_, on), (_, off), _ = summary.windows
-    stride = model.median_stride
-    channels = list(model.observed_channels)
-    state, run_block = model._block_runner(key, theta)
-
-    def window(state, first_block, last_block, keep_full):
-        """Scan blocks [first, last); the window starts one sample into the first block unless it is 0."""
-        skip = 0 if first_block == 0 else 1
-        state, block0 = run_block(state, first_block)
-        block0 = block0[skip:][:, channels]
-        sums = central_sums(block0)
-
-        def body(carry, b):
-            state, sums = carry
-            state, blk = run_block(state, b)
-            blk = blk[:, channels]
-            sums = merge_central_sums(sums, central_sums(blk))
-            kept = blk if keep_full else blk[skip::stride]
-            return (state, sums), kept
-
-        (state, sums), rest = jax.lax.scan(body, (state, sums), jnp.arange(first_block + 1, last_block))
-        head = block0 if keep_full else block0[::stride]
-        samples = jnp.concatenate([head, rest.reshape(-1, *rest.shape[2:])])  # [time, channels, batch]
-        return state, sums, samples
-
-    state, rest_sums, rest_samples = window(state, 0, on // _BLOCK, False)
-    state, stim_sums, stim_trace = window(state, on // _BLOCK, off // _BLOCK, True)
-    state, post_sums, post_samples = window(state, off // _BLOCK, model.num_steps // _BLOCK, False)
-
-    per_window = []
-    for sums, samples in ((rest_sums, rest_samples), (stim_sums, stim_trace[::stride]), (post_sums, post_samples)):
-        mean, std, skew, kurt = moments_from_sums(sums)  # each [channels, batch]
-        median = jax.vmap(jax.vmap(exact_median, in_axes=1), in_axes=1)(samples)  # [channels, batch]
-        per_window.append(jnp.stack([mean, std, median, skew, kurt], axis=-1))  # [channels, batch, 5]
-    peaks = find_peaks(jnp.moveaxis(stim_trace, 0, -1), summary.peak_height, summary.peak_distance)
-    peak_stats = summary._peak_stats(peaks, stim_trace.dtype)  # [channels, batch, 2]
-    feats = jnp.concatenate(per_window + [peak_stats], axis=-1)  # [channels, batch, 17]
-    return jnp.transpose(feats, (1, 0, 2)).reshape(feats.shape[1], -1)
