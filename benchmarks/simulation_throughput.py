@@ -67,10 +67,11 @@ def baseline(n: int, seed: int = 0) -> dict:
             "seconds_per_simulation": sim_s / n}
 
 
-def ours(n: int, noise: str, chunk: int) -> dict:
-    model = neurosbi.models.get("montbrio", noise=noise)
+def ours(n: int, noise: str, chunk: int, feature_stride: int = 25) -> dict:
+    model = neurosbi.models.get("montbrio", noise=noise, feature_stride=feature_stride)
     bank = neurosbi.simulate(model, n, jax.random.key(0), chunk_size=chunk, progress=False)
-    return {"num": n, "noise": noise, "chunk_size": chunk, "sims_per_second": bank.stats["sims_per_second"],
+    return {"num": n, "noise": noise, "feature_stride": feature_stride, "chunk_size": chunk,
+            "sims_per_second": bank.stats["sims_per_second"],
             "compile_s": bank.stats["compile_s"], "num_invalid": bank.stats["num_invalid"]}
 
 
@@ -78,16 +79,21 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--num", type=int, default=4096)
     p.add_argument("--baseline-num", type=int, default=200)
-    p.add_argument("--chunk", type=int, default=256)
+    p.add_argument("--chunk", type=int, default=1024)
     a = p.parse_args()
     result = {"benchmark": "mpr_simulation_throughput", "machine": describe()}
     result["neurosbi_two_point"] = ours(a.num, "two-point", a.chunk)
     result["neurosbi_gaussian"] = ours(a.num // 2, "gaussian", a.chunk)
+    # the published features on every 1 ms sample (feature_stride=1): full traces, smaller chunks
+    result["neurosbi_two_point_every_sample"] = ours(a.num // 8, "two-point", 256, feature_stride=1)
     result["baseline_numba_published"] = baseline(a.baseline_num)
     b = result["baseline_numba_published"]["sims_per_second_with_features"]
     result["speedup_vs_baseline_with_features"] = {
         "two_point": result["neurosbi_two_point"]["sims_per_second"] / b,
         "gaussian": result["neurosbi_gaussian"]["sims_per_second"] / b,
+        "two_point_every_sample": result["neurosbi_two_point_every_sample"]["sims_per_second"] / b,
+        # the baseline is one process on one core; two processes would at best double it
+        "two_point_vs_baseline_on_both_cores": result["neurosbi_two_point"]["sims_per_second"] / (2 * b),
     }
     result["goal"] = {"sims_per_second": 2000, "speedup": 20}
     print(json.dumps(result, indent=2))
