@@ -1,6 +1,6 @@
 """Where MPR simulation time goes: per-simulation cost of each stage, one batch of prior draws.
 
-    python benchmarks/profile_montbrio.py [--batch 256] > benchmarks/results/profile_montbrio.json
+    python benchmarks/profile_montbrio.py [--batch 1024] > benchmarks/results/profile_montbrio.json
 """
 
 import argparse
@@ -16,34 +16,41 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
 import neurosbi  # noqa: E402
-from neurosbi.features import exact_median, find_peaks  # noqa: E402
+from neurosbi.features import exact_median, find_peaks, moments  # noqa: E402
 
 
-def per_sim_ms(fn, *args, batch):
+def per_sim_ms(fn, *args, batch, repeats=3):
+    fn = jax.jit(fn)
     jax.block_until_ready(fn(*args))  # compile
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return 1e3 * (time.perf_counter() - t0) / batch
+    for _ in range(repeats):
+        jax.block_until_ready(fn(*args))
+    return 1e3 * (time.perf_counter() - t0) / repeats / batch
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1024)
     b = p.parse_args().batch
     model = neurosbi.models.get("montbrio")
     theta = model.prior.sample(jax.random.key(5), (b,))
     key = jax.random.key(0)
-    traces = jax.jit(model.simulate)(key, theta)
-    (_, _), (start, stop), _ = model.summary.windows
-    stim = traces[:, :, start:stop]
+    sampled = jax.jit(lambda k, t: model._integrate(k, t, every_step=False))(key, theta)  # [b, 2, 4000]
+    summary = model.summary
+    _, (start, stop), _ = summary.windows
+    stim = sampled[:, :, start:stop]
     out = {
         "benchmark": "profile_montbrio", "machine": describe(), "batch": b, "unit": "ms per simulation",
-        "simulate_features_fused": per_sim_ms(jax.jit(model.simulate_features), key, theta, batch=b),
-        "simulate_full_traces": per_sim_ms(jax.jit(model.simulate), key, theta, batch=b),
-        "peaks_two_channels": per_sim_ms(jax.jit(lambda x: find_peaks(x, 0.2, 1000)), stim, batch=b),
-        "median_one_window_stride_10": per_sim_ms(jax.jit(jax.vmap(exact_median)), stim[:, 0, ::10], batch=b),
-        "median_one_window_all_samples": per_sim_ms(jax.jit(jax.vmap(exact_median)), stim[:, 0], batch=b),
-        "jnp_median_one_window": per_sim_ms(jax.jit(lambda x: jnp.median(x, axis=-1)), stim[:, 0], batch=b),
+        "simulate_features": per_sim_ms(model.simulate_features, key, theta, batch=b),
+        "integrate_recording_every_25th_sample": per_sim_ms(
+            lambda k, t: model._integrate(k, t, every_step=False), key, theta, batch=b),
+        "integrate_recording_every_sample": per_sim_ms(model.simulate, key, theta[: b // 4], batch=b // 4, repeats=1),
+        "summary_all_features": per_sim_ms(summary.batched, sampled, batch=b),
+        "moments_stim_window_two_channels": per_sim_ms(jax.vmap(jax.vmap(moments)), stim, batch=b),
+        "median_stim_window_two_channels": per_sim_ms(jax.vmap(jax.vmap(exact_median)), stim, batch=b),
+        "peaks_stim_window_two_channels": per_sim_ms(
+            lambda x: find_peaks(x, summary.peak_height, summary.peak_distance), stim, batch=b),
+        "jnp_median_stim_window_two_channels": per_sim_ms(lambda x: jnp.median(x, axis=-1), stim, batch=b),
     }
     print(json.dumps(out, indent=2))
 

@@ -5,3 +5,4 @@ from .calibration import coverage_error as coverage_error
 from .calibration import expected_coverage as expected_coverage
 from .calibration import zscore_shrinkage as zscore_shrinkage
 from .predictive import posterior_predictive as posterior_predictive
+from .c2st import c2st as c2st
