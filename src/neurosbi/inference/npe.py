@@ -62,7 +62,8 @@ class NPEConfig:
         patience: epochs without validation improvement before stopping (20, sbi's default).
         lr_patience: epochs without improvement before the learning rate is halved. Measured on
             100k MPR simulations (deterministic case, 2 cores): 20 / 5 trains in 147 s to a held-out
-            NLL of -12.8; 30 / 10 in 246 s to -13.6, which breaks the 5-minute budget.
+            NLL of -12.8; 30 / 10 in 246 s to -13.6, which breaks the 5-minute budget
+            (``benchmarks/npe_patience.py``).
         validation_fraction: share of simulations held out for early stopping.
         activation: conditioner nonlinearity (tanh, as sbi's MAF).
         support: how a box prior's support is respected (see the module docstring).
