@@ -16,13 +16,14 @@ step. It has the same weak order as Euler–Maruyama and converges to the same S
 
 Features are read every ``feature_stride`` = 25 steps (every 25 ms, 4,000 samples of each variable
 over 100 s; peaks at least 1 s = 40 samples apart). The published code reads every 1 ms sample;
-``feature_stride=1`` does that, 25 times slower. Why 25: XLA's CPU compiler fuses the unrolled
-steps of a group into one loop per *output*, recomputing the whole group for each output, so every
-extra value recorded inside a group (a running moment, a per-step sample) costs a full recomputation
-of the group. Recording only the state at the end of each group of 25 steps is therefore free, while
-recording every step is 20× slower (benchmarks/README.md). The 25 ms sampling is far finer than the
-model's time scales (relaxation and oscillation periods of 0.1–2 s); ``benchmarks/feature_stride.py``
-measures what it changes in the features and in the posterior.
+``feature_stride=1`` does that, about 20× slower in all (``benchmarks/simulation_throughput.py``).
+Why: XLA's CPU compiler fuses the unrolled steps of a group into one loop per *output*, recomputing
+the whole group for each output, so every extra value recorded inside a group costs a full
+recomputation of the group (``benchmarks/xla_group_outputs.py``: eight running moments in the carry
+2.8× slower, every step recorded 47× slower). Recording only the state at the end of each group of 25
+steps is free; the full-trace path (``simulate``) therefore keeps its inner loop rolled. The 25 ms
+sampling is far finer than the model's time scales (relaxation and oscillation periods of 0.1–2 s);
+``benchmarks/feature_stride.py`` measures what it changes in the features and in the posterior.
 
 Simulation layout: one ``lax.scan`` over groups of 25 unrolled steps whose carry holds the whole batch,
 so a step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of
@@ -44,10 +45,9 @@ from .. import priors as _priors
 from ..features import PER_VARIABLE, WindowedSummary
 from ._base import Model
 
-# Steps per unrolled inner loop (and random bits used per uint32 word). Measured on the project
-# machine, batch 2,048, recording the state once per group: 8 steps 2,300 sims/s, 20 steps 4,900,
-# 25 steps 8,000 (loop overhead per iteration dominates short groups). 25 divides 1,000 and the
-# 30 s / 60 s stimulus edges, so the step input is constant within a group.
+# Steps per unrolled inner loop (and random bits used per uint32 word). Longer groups amortise the
+# per-iteration loop overhead (benchmarks/xla_group_outputs.py: 8 steps 3.4× slower than 25); 25
+# divides 1,000 and the 30 s / 60 s stimulus edges, so the step input is constant within a group.
 _GROUP = 25
 _BLOCK_GROUPS = 40  # groups per block: 1,000 steps, the unit of noise draws
 _BLOCK = _GROUP * _BLOCK_GROUPS
@@ -64,7 +64,7 @@ class Montbrio(Model):
         infer_input: add the stimulus amplitude I0 ~ U[0, 5] (step) or ω ~ U[π/100, π] (sine).
         noise: ``"two-point"`` (default, see module docstring) or ``"gaussian"`` (published).
         feature_stride: features read every k-th step (25 = every 25 ms, the fast path; 1 = every
-            sample as published, 25× slower; see the module docstring).
+            sample as published, about 20× slower; see the module docstring).
         dtype: ``"float32"`` (throughput) or ``"float64"`` (needs ``jax_enable_x64``).
 
     Example:
