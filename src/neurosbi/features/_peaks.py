@@ -5,11 +5,14 @@ than ``d``, repeat), which JAX cannot express as one vectorised pass. We use the
 form: in each round every remaining peak that is the highest within ``d - 1`` samples on both sides
 is kept, and every peak within ``d - 1`` samples of a kept one is dropped. A peak kept this way is
 exactly one the greedy pass keeps (all higher neighbours were dropped by even higher ones), so the
-rounds reproduce scipy's result; on MPR traces they end after at most three rounds.
+rounds reproduce scipy's result. A chain of ever higher peaks needs one round per link; most rows of an
+MPR batch are decided after two rounds, so ``find_peaks`` runs two rounds on every row and finishes
+the undecided rows in small gathered groups (one slow row no longer sets the rounds for the batch).
 
 Sliding maxima are computed by doubling (max over 1, 2, 4, ... samples, then two overlapping
-windows): about ten fused passes. ``lax.cummax`` (an associative scan) measured 7.5 ns per element on
-the project's CPU, several times slower, and is used only when a trace has flat stretches.
+windows): a few fused passes. ``lax.cummax`` (an associative scan) is several times slower on the
+project's CPU and is used only for plateaus: when a batch has two equal neighbours at or above the
+peak height.
 
 Plateaus follow scipy: a flat top is one peak at its middle sample (rounded down), and a plateau
 touching either end of the series is not a peak. Equal heights within ``d`` of each other (a
