@@ -115,3 +115,35 @@ def test_windowed_summary_on_a_strided_trace_uses_step_times():
     assert summary.peak_distance == 40 and summary.dt == pytest.approx(0.025)
     with pytest.raises(ValueError, match="window after the stimulus holds 0 samples"):
         WindowedSummary.from_times(6.0, 0.001, 3.0, 6.0)
+
+
+def test_autocorrelation_features_match_numpy_and_an_ar1_process():
+    """``acf{k}`` = sum c_t c_(t+k) / sum c_t^2 per window (statsmodels' definition), appended after the
+    published 17; on an AR(1) series with coefficient phi it approaches phi^k."""
+    rng = np.random.default_rng(7)
+    n, phi = 9000, 0.8
+    noise = rng.standard_normal((2, n))
+    ar = np.zeros((2, n))
+    for t in range(1, n):
+        ar[:, t] = phi * ar[:, t - 1] + noise[:, t]
+    summary = WindowedSummary.from_times(9.0, 0.001, 3.0, 6.0, autocorr_times=(0.001, 0.003))
+    assert summary.autocorr_lags == (1, 3)
+    assert summary.names[17:] == ["acf1_rest", "acf3_rest", "acf1_stim", "acf3_stim", "acf1_post", "acf3_post"]
+    got = np.asarray(jax.jit(summary.batched)(jnp.asarray(ar[:, None, :], jnp.float32)))
+    assert got.shape == (2, 23)
+    for row, trace in zip(got, ar):
+        want = []
+        for start, stop in summary.windows:
+            c = trace[start:stop] - trace[start:stop].mean()
+            want += [np.correlate(c[:-k], c[k:])[0] / np.dot(c, c) for k in (1, 3)]
+        np.testing.assert_allclose(row[17:], want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(row[17:], [phi, phi**3] * 3, atol=0.06)
+    np.testing.assert_allclose(got[:, :17], np.asarray(jax.jit(WindowedSummary.from_times(
+        9.0, 0.001, 3.0, 6.0).batched)(jnp.asarray(ar[:, None, :], jnp.float32))))
+
+
+def test_autocorrelation_lags_are_checked():
+    with pytest.raises(ValueError, match="at least one step and all distinct"):
+        WindowedSummary.from_times(9.0, 0.001, 3.0, 6.0, stride=25, autocorr_times=(0.025, 0.026))
+    with pytest.raises(ValueError, match=r"must be an integer in \[1, 118\]"):
+        WindowedSummary.from_times(9.0, 0.001, 3.0, 6.0, stride=25, autocorr_times=(4.0,))

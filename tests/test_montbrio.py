@@ -44,6 +44,20 @@ def test_fused_features_equal_reference_path(short_montbrio, key):
     np.testing.assert_allclose(fused[ok], ref[ok], rtol=1e-5, atol=1e-5)
 
 
+def test_autocorrelation_features_fused_and_reference_agree(key):
+    """Extra autocorrelation features: named after the published 17, same value on both paths."""
+    model = Montbrio(duration=4.0, t_on=1.0, t_off=2.0, observe="v", autocorr_lags=(0.05, 0.2))
+    assert model.feature_names[17:] == ("v_acf2_rest", "v_acf8_rest", "v_acf2_stim", "v_acf8_stim",
+                                        "v_acf2_post", "v_acf8_post")
+    theta = jnp.asarray(np.stack([TRUTH, [2.0, -6.0, 10.0]]), jnp.float32)
+    fused = np.asarray(jax.jit(model.simulate_features)(key, theta))
+    ref = np.asarray(jax.jit(lambda k, t: model.features(model.simulate(k, t)))(key, theta))
+    np.testing.assert_allclose(fused, ref, rtol=1e-5, atol=1e-5)
+    assert np.all(np.abs(fused[:, 17:]) <= 1) and np.all(fused[:, 17::2] > fused[:, 18::2])  # decays with lag
+    with pytest.raises(ValueError, match="autocorr_lags must be a tuple"):
+        Montbrio(autocorr_lags=[0.1])
+
+
 def test_feature_stride_one_is_the_published_summary(key):
     """``feature_stride=1`` computes the published features on every 1 ms sample."""
     from test_features import _published_summary
@@ -81,6 +95,7 @@ def test_description_and_options():
     np.testing.assert_allclose(low, [0.1, -10, 5])
     np.testing.assert_allclose(high, [5, -3, 20])
     assert len(get("montbrio", observe="v").feature_names) == 17
+    assert len(get("montbrio", observe="v", autocorr_lags=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6)).feature_names) == 35
     m4 = get("montbrio", infer_sigma=True)
     assert m4.param_names == ("delta", "eta", "J", "sigma") and m4.default_truth[3] == pytest.approx(0.1)
     assert get("montbrio", infer_input=True).param_names[-1] == "I0"

@@ -124,3 +124,12 @@ def test_key_reproducibility(gaussian_model):
     a = simulate(gaussian_model, 64, jax.random.key(3), progress=False)
     b = simulate(gaussian_model, 64, jax.random.key(3), progress=False)
     np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_cli_autocorr_option(registered):
+    from neurosbi.cli import _model
+
+    m = _model("montbrio", observe="v", autocorr=True)
+    assert len(m.feature_names) == 35 and m.feature_names[17] == "v_acf2_rest"
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--autocorr"])
+    assert res.exit_code == 2 and "--autocorr adds autocorrelation features to montbrio" in res.output

@@ -23,10 +23,20 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def _model(name: str, **options):
+def _model(name: str, *, autocorr: bool = False, **options):
     from . import models
 
+    if autocorr:
+        if name != "montbrio":
+            raise ValueError(f"--autocorr adds autocorrelation features to montbrio; {name} has no such option")
+        from .models.montbrio import AUTOCORR_LAGS
+
+        options["autocorr_lags"] = AUTOCORR_LAGS
     return models.get(name, **{k: v for k, v in options.items() if v is not None})
+
+
+_AUTOCORR_HELP = ("montbrio: append each window's autocorrelation at 0.05-1.6 s lags to the 17 published "
+                  "features per variable (better with v only)")
 
 
 @app.command("models")
@@ -49,6 +59,7 @@ def simulate_cmd(
     seed: int = typer.Option(0, help="PRNG seed; the bank is a deterministic function of it"),
     observe: Optional[str] = typer.Option(None, help="observed variables for montbrio: rv or v"),
     noise: Optional[float] = typer.Option(None, help="noise sigma (montbrio: 0.1 stochastic, 0 deterministic)"),
+    autocorr: bool = typer.Option(False, "--autocorr", help=_AUTOCORR_HELP),
     chunk_size: Optional[int] = typer.Option(None, help="simulations per compiled call [default: 1024]"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON line with the run's statistics"),
 ) -> None:
@@ -58,7 +69,7 @@ def simulate_cmd(
     from .simulate import DEFAULT_CHUNK, simulate
 
     try:
-        m = _model(model, observe=observe, noise_sigma=noise)
+        m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
         from .workflow import prepare_output
 
         prepare_output(out.parent if out.parent != Path("") else Path("."))
@@ -80,6 +91,7 @@ def infer_cmd(
     num_simulations: int = typer.Option(10_000, "--num-simulations", help="simulation budget"),
     observe: Optional[str] = typer.Option(None, help="montbrio: rv (r and v) or v (missing-data case)"),
     noise: Optional[float] = typer.Option(None, help="montbrio noise sigma (default 0.1; 0 = deterministic)"),
+    autocorr: bool = typer.Option(False, "--autocorr", help=_AUTOCORR_HELP),
     seed: int = typer.Option(0, help="PRNG seed"),
     from_bank: Optional[Path] = typer.Option(None, "--from-bank", help="train from an existing Zarr bank"),
     out: Path = typer.Option(Path("neurosbi-out"), "--out", help="output folder"),
@@ -91,7 +103,7 @@ def infer_cmd(
     from .workflow import infer
 
     try:
-        m = _model(model, observe=observe, noise_sigma=noise)
+        m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
                         config=NPEConfig(flow=flow), progress=not quiet)
     except (NeurosbiError, ValueError, TypeError) as err:

@@ -25,6 +25,11 @@ steps is free; the full-trace path (``simulate``) therefore keeps its inner loop
 sampling is far finer than the model's time scales (relaxation and oscillation periods of 0.1–2 s);
 ``benchmarks/feature_stride.py`` measures what it changes in the features and in the posterior.
 
+``autocorr_lags`` (e.g. ``AUTOCORR_LAGS``, 0.05–1.6 s) appends each window's autocorrelation at those
+lags to the published features. With v alone (the missing-data case) the relaxation of the noise
+around each window's fixed point carries what the moments miss: ``benchmarks/mpr_sbi_rows.py``
+measures the parameter RMSE with and without them.
+
 Simulation layout: one ``lax.scan`` over groups of 25 unrolled steps whose carry holds the whole batch,
 so a step is a handful of vectorised operations over ``[batch]`` arrays; the noise for a block of
 1,000 steps is drawn at once (25 bits of one uint32 per step group and variable).
@@ -42,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import priors as _priors
-from ..features import PER_VARIABLE, WindowedSummary
+from ..features import WindowedSummary
 from ._base import Model
 
 # Steps per unrolled inner loop (and random bits used per uint32 word). Longer groups amortise the
@@ -52,6 +57,10 @@ _GROUP = 25
 _BLOCK_GROUPS = 40  # groups per block: 1,000 steps, the unit of noise draws
 _BLOCK = _GROUP * _BLOCK_GROUPS
 
+# Autocorrelation lags (s) of the extended feature set: octaves from 2 to 64 samples at 25 ms,
+# spanning the relaxation times of the stable node and focus (about 0.1-2 s).
+AUTOCORR_LAGS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
 
 class Montbrio(Model):
     """MPR mean-field model with the published protocol.
@@ -60,6 +69,9 @@ class Montbrio(Model):
         noise_sigma: σ of the state noise when σ is not inferred (0.1 stochastic, 0 deterministic).
         infer_sigma: add σ ~ U[0, 1] as a fourth parameter.
         observe: ``"rv"`` (34 features) or ``"v"`` (17 features: the missing-data case).
+        autocorr_lags: lags (s) of the windows' autocorrelations appended to the published features
+            (3 per lag and variable); ``()`` = the published features only. ``AUTOCORR_LAGS`` is the
+            measured choice.
         stimulus: ``"step"`` (I0 on [30, 60) s) or ``"sine"`` (I0 sin(ω t) over the whole trace).
         infer_input: add the stimulus amplitude I0 ~ U[0, 5] (step) or ω ~ U[π/100, π] (sine).
         noise: ``"two-point"`` (default, see module docstring) or ``"gaussian"`` (published).
@@ -88,6 +100,7 @@ class Montbrio(Model):
     r0: float = eqx.field(static=True, default=0.5)
     v0: float = eqx.field(static=True, default=-3.0)
     feature_stride: int = eqx.field(static=True, default=_GROUP)
+    autocorr_lags: tuple[float, ...] = eqx.field(static=True, default=())
     dtype: str = eqx.field(static=True, default="float32")
 
     def __check_init__(self):
@@ -101,6 +114,10 @@ class Montbrio(Model):
             raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
         if not (isinstance(self.feature_stride, int) and self.feature_stride >= 1):
             raise ValueError(f"feature_stride must be a positive integer, got {self.feature_stride!r}")
+        if not (isinstance(self.autocorr_lags, tuple) and all(lag > 0 for lag in self.autocorr_lags)):
+            raise ValueError(
+                f"autocorr_lags must be a tuple of positive lags in seconds, got {self.autocorr_lags!r}"
+            )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -162,13 +179,14 @@ class Montbrio(Model):
         else:  # published sine runs use thirds of the trace as windows
             t_on, t_off = self.duration / 3, 2 * self.duration / 3
         return WindowedSummary.from_times(
-            self.duration, self.time_step, t_on, t_off, stride=self.feature_stride
+            self.duration, self.time_step, t_on, t_off, stride=self.feature_stride,
+            autocorr_times=self.autocorr_lags,
         )
 
     @property
     def feature_names(self):
         return tuple(
-            f"{self.channel_names[c]}_{n}" for c in self.observed_channels for n in PER_VARIABLE
+            f"{self.channel_names[c]}_{n}" for c in self.observed_channels for n in self.summary.names
         )
 
     def config(self):
