@@ -6,3 +6,7 @@ from ._peaks import find_peaks as find_peaks
 from ._peaks import local_maxima as local_maxima
 from ._windowed import PER_VARIABLE as PER_VARIABLE
 from ._windowed import WindowedSummary as WindowedSummary
+from ._hh import HH_FEATURES as HH_FEATURES
+from ._hh import HHSummary as HHSummary
+from ._hh import count_spikes as count_spikes
+from ._hh import spike_mask as spike_mask

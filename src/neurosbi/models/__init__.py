@@ -9,11 +9,13 @@ from ._base import FunctionModel as FunctionModel
 from ._base import Model as Model
 from ._base import from_function as from_function
 from ._base import simulate_traces as simulate_traces
+from .hh import HodgkinHuxley as HodgkinHuxley
 from .montbrio import Montbrio as Montbrio
 
-_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio}
+_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley}
 _DESCRIPTIONS = {
     "montbrio": "Montbrió–Pazó–Roxin mean field of QIF neurons (Δ, η, J); 100 s, step current",
+    "hh": "Hodgkin–Huxley neuron with M current (Gonçalves et al. 2020); 8 parameters, 120 ms step",
 }
 
 
