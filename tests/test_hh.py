@@ -109,7 +109,7 @@ def test_step_matches_the_published_loop_with_the_same_noise(hh):
         state = (v0, *(inf for inf, _ in rates(v0, -params[5], params[4])))
         current = jnp.where((jnp.arange(12000) >= 1000) & (jnp.arange(12000) < 11000), hh.amplitude, 0.0)
 
-        def one(state, inputs):
+        def one(state, inputs, params=params):
             state = hh._step(state, params, inputs[0], inputs[1])
             return state, state[0]
 

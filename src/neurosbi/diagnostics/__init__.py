@@ -1,8 +1,8 @@
 """Diagnostics: functions of (estimator result, model, observation) returning numbers (and figures)."""
 
+from .c2st import c2st as c2st
 from .calibration import LEVELS as LEVELS
 from .calibration import coverage_error as coverage_error
 from .calibration import expected_coverage as expected_coverage
 from .calibration import zscore_shrinkage as zscore_shrinkage
 from .predictive import posterior_predictive as posterior_predictive
-from .c2st import c2st as c2st
