@@ -29,6 +29,7 @@ from ._errors import (
 from ._errors import (
     UnknownModelError as UnknownModelError,
 )
+from ._runtime import use_all_cores as use_all_cores
 from .inference import NPEConfig as NPEConfig
 from .inference import Posterior as Posterior
 from .inference import fit_npe as fit_npe

@@ -123,6 +123,9 @@ def infer_cmd(
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    from ._runtime import use_all_cores
+
+    use_all_cores()  # before any JAX work: one XLA host device per core
     try:
         app()
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ simulation bank records exactly which model made it); parameters arrive as ``the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -18,15 +18,47 @@ from .. import priors as _priors
 from .._errors import ObservationError, PriorSupportError, ShapeError
 
 
+def simulation_keys(key, batch: int):
+    """One PRNG key per simulation: a single key is split ``batch`` ways, ``[batch]`` keys pass through."""
+    if key.ndim == 0:
+        return jax.random.split(key, batch)
+    if key.shape != (batch,):
+        raise ShapeError(f"got keys of shape {key.shape} for {batch} simulations; pass one key or {batch}")
+    return key
+
+
+def block_noise(keys, block, shape, kind: str, dtype=jnp.float32):
+    """The noise of one block of steps for every simulation, batch last: ``[*shape, batch]``.
+
+    Simulation ``j`` draws from ``fold_in(keys[j], block)`` alone, so its noise does not depend on
+    which other simulations share the call (the bank is the same however a chunk is split over
+    devices). ``kind``: ``"bits"`` (uint32 words) or ``"normal"``. Drawing per simulation costs the
+    same as one draw for the whole batch (threefry's cost is per output word).
+    """
+
+    def draw(k):
+        k = jax.random.fold_in(k, block)
+        if kind == "bits":
+            return jax.random.bits(k, shape, jnp.uint32)
+        return jax.random.normal(k, shape, dtype)
+
+    return jnp.moveaxis(jax.vmap(draw)(keys), 0, -1)
+
+
 class Model(eqx.Module):
     """What every model provides. Subclasses fill in the abstract members.
 
     ``simulate(key, theta) -> traces [batch, channels, time]`` is batched and jit-able;
     ``features(traces) -> [batch, n_features]`` is the default summary; ``simulate_features`` runs
     both in one compiled call (override it when a fused implementation is cheaper).
+
+    A model whose ``simulate`` accepts ``[batch]`` keys, one per simulation, with each simulation
+    depending on its own key only, sets ``per_simulation_keys = True``: ``neurosbi.simulate`` then
+    splits a chunk over all local devices and the bank stays the same bytes.
     """
 
     # Subclasses define ``name`` (a class variable, or a field for wrapped user functions).
+    per_simulation_keys: ClassVar[bool] = False
 
     @property
     def param_names(self) -> tuple[str, ...]:

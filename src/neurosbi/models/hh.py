@@ -33,14 +33,13 @@ import math
 from typing import ClassVar, Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from .. import priors as _priors
 from ..features import HHSummary
-from ._base import Model
+from ._base import Model, block_noise, simulation_keys
 
 E_NA, E_K, C_M = 53.0, -107.0, 1.0
 SOMA_AREA = math.pi * (70e-4) ** 2  # cm²
@@ -99,6 +98,7 @@ class HodgkinHuxley(Model):
     """
 
     name: ClassVar[str] = "hh"
+    per_simulation_keys: ClassVar[bool] = True
     noise: Literal["two-point", "gaussian"] = eqx.field(static=True, default="two-point")
     n_autocorr: int = eqx.field(static=True, default=0)
     duration: float = eqx.field(static=True, default=120.0)
@@ -203,13 +203,14 @@ class HodgkinHuxley(Model):
         n_blocks = self.num_steps // _BLOCK
         on, off = round(self.t_on / self.time_step) // _BLOCK, round(self.t_off / self.time_step) // _BLOCK
 
-        def block(state, xs):
-            b, k = xs
+        keys = simulation_keys(key, batch)
+
+        def block(state, b):
             current = jnp.where((b >= on) & (b < off), jnp.asarray(self.amplitude, dtype), jnp.zeros((), dtype))
             if self.noise == "gaussian":
-                xi = jax.random.normal(k, (_BLOCK // _GROUP, _GROUP, batch), dtype)
+                xi = block_noise(keys, b, (_BLOCK // _GROUP, _GROUP), "normal", dtype)
             else:
-                words = jax.random.bits(k, (_BLOCK // _GROUP, batch), jnp.uint32)
+                words = block_noise(keys, b, (_BLOCK // _GROUP,), "bits")
                 shifts = jnp.arange(_GROUP, dtype=jnp.uint32)[:, None]
                 xi = jnp.where((words[:, None, :] >> shifts) & 1, 1.0, -1.0).astype(dtype)
 
@@ -220,8 +221,7 @@ class HodgkinHuxley(Model):
             state, v = lax.scan(one, state, xi.reshape(_BLOCK, batch))
             return state, v
 
-        keys = jax.random.split(key, n_blocks)
-        _, v = lax.scan(block, state, (jnp.arange(n_blocks), keys))
+        _, v = lax.scan(block, state, jnp.arange(n_blocks))
         v = v.reshape(self.num_steps, batch).T
         return jnp.concatenate([v0[:, None], v], axis=1)[:, None, :]
 

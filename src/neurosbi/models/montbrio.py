@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import priors as _priors
 from ..features import WindowedSummary
-from ._base import Model
+from ._base import Model, block_noise, simulation_keys
 
 # Steps per unrolled inner loop (and random bits used per uint32 word). Longer groups amortise the
 # per-iteration loop overhead (benchmarks/xla_group_outputs.py: 8 steps 3.4× slower than 25); 25
@@ -85,6 +85,7 @@ class Montbrio(Model):
     """
 
     name: ClassVar[str] = "montbrio"
+    per_simulation_keys: ClassVar[bool] = True
     noise_sigma: float = eqx.field(static=True, default=0.1)
     infer_sigma: bool = eqx.field(static=True, default=False)
     observe: Literal["rv", "v"] = eqx.field(static=True, default="rv")
@@ -218,6 +219,7 @@ class Montbrio(Model):
         dtype = jnp.dtype(self.dtype)
         theta = jnp.asarray(theta, dtype)
         batch = theta.shape[0]
+        keys = simulation_keys(key, batch)
         delta, eta, J = theta[:, 0], theta[:, 1], theta[:, 2]
         col = 3
         if self.infer_sigma:
@@ -257,13 +259,12 @@ class Montbrio(Model):
             return state, jnp.stack(state)
 
         def run_block(state, b):
-            k = jax.random.fold_in(key, b)
             if not stochastic:
                 noise = jnp.zeros((_BLOCK_GROUPS, 1), jnp.uint32)
             elif self.noise == "two-point":  # one bit per step: _GROUP of the 32 bits of a word
-                noise = jax.random.bits(k, (_BLOCK_GROUPS, 2, batch), jnp.uint32)
+                noise = block_noise(keys, b, (_BLOCK_GROUPS, 2), "bits")
             else:
-                noise = jax.random.normal(k, (_BLOCK_GROUPS, _GROUP, 2, batch), dtype)
+                noise = block_noise(keys, b, (_BLOCK_GROUPS, _GROUP, 2), "normal", dtype)
             firsts = (b * _BLOCK_GROUPS + jnp.arange(_BLOCK_GROUPS)) * _GROUP
             state, out = jax.lax.scan(group, state, (firsts, noise))
             return state, out.reshape(-1, 2, batch)
