@@ -248,3 +248,16 @@ def test_description_and_bad_input(hh):
         HodgkinHuxley(t_on=15.0)
     with pytest.raises(ValueError, match="noise must be"):
         HodgkinHuxley(noise="poisson")
+
+
+def test_online_features_equal_the_trace_features(hh, simulate_features):
+    """The fused path (features accumulated inside the scan) against features of the full trace, on
+    prior draws: spike counts identical, moments within float32 rounding of one-pass updates."""
+    theta = hh.prior.sample(jax.random.key(7), (256,))
+    fused = np.asarray(simulate_features(jax.random.key(8), theta))
+    traces = np.asarray(jax.jit(hh.simulate)(jax.random.key(8), theta))[:, 0].astype(np.float64)
+    want = np.stack([_published_features(tr) for tr in traces])
+    ok = np.isfinite(want).all(1)
+    assert ok.mean() > 0.95 and want[ok, 0].max() > 3  # mostly valid, some spiking
+    np.testing.assert_array_equal(fused[ok, 0], want[ok, 0])
+    np.testing.assert_allclose(fused[ok, 1:], want[ok, 1:], rtol=5e-4, atol=1e-5)

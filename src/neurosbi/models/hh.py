@@ -192,38 +192,64 @@ class HodgkinHuxley(Model):
             gates.append(x_inf + (x - x_inf) * jnp.exp(-dt * rate))
         return (v, *gates)
 
-    def simulate(self, key, theta):
-        """Membrane potential ``[batch, 1, steps + 1]`` (sample 0 is V0)."""
+    def _run(self, key, theta, record: bool):
+        """Integrate; ``record``: the trace ``[steps, batch]`` (rolled loop, one sample per step),
+        else the online features ``[batch, 7]`` (groups of ``_GROUP`` unrolled steps, no trace)."""
         dtype = jnp.dtype(self.dtype)
         theta = jnp.asarray(theta, dtype)
         batch = theta.shape[0]
         params = tuple(theta.T)
+        keys = simulation_keys(key, batch)
+        summary = self.summary
         v0 = jnp.full((batch,), self.v0, dtype)
         state = (v0, *(x_inf for x_inf, _ in rates(v0, -params[5], params[4])))
+        acc = None if record else summary.online_init(v0)
         n_blocks = self.num_steps // _BLOCK
         on, off = round(self.t_on / self.time_step) // _BLOCK, round(self.t_off / self.time_step) // _BLOCK
 
-        keys = simulation_keys(key, batch)
-
-        def block(state, b):
+        def block(carry, b):
+            state, acc = carry
             current = jnp.where((b >= on) & (b < off), jnp.asarray(self.amplitude, dtype), jnp.zeros((), dtype))
             if self.noise == "gaussian":
                 xi = block_noise(keys, b, (_BLOCK // _GROUP, _GROUP), "normal", dtype)
-            else:
+            else:  # one bit per step: _GROUP of the 32 bits of a word
                 words = block_noise(keys, b, (_BLOCK // _GROUP,), "bits")
                 shifts = jnp.arange(_GROUP, dtype=jnp.uint32)[:, None]
                 xi = jnp.where((words[:, None, :] >> shifts) & 1, 1.0, -1.0).astype(dtype)
+            if record:
+                def one(state, xi_step):
+                    state = self._step(state, params, current, xi_step)
+                    return state, state[0]
 
-            def one(state, xi_step):
-                state = self._step(state, params, current, xi_step)
-                return state, state[0]
+                state, v = lax.scan(one, state, xi.reshape(_BLOCK, batch))
+                return (state, acc), v
 
-            state, v = lax.scan(one, state, xi.reshape(_BLOCK, batch))
-            return state, v
+            def group(carry, xs):
+                state, acc = carry
+                g, xi_group = xs
+                for j in range(_GROUP):
+                    state = self._step(state, params, current, xi_group[j])
+                    acc = summary.online_update(acc, state[0], b * _BLOCK + g * _GROUP + j + 1)
+                return (state, acc), None
 
-        _, v = lax.scan(block, state, jnp.arange(n_blocks))
-        v = v.reshape(self.num_steps, batch).T
-        return jnp.concatenate([v0[:, None], v], axis=1)[:, None, :]
+            carry, _ = lax.scan(group, (state, acc), (jnp.arange(_BLOCK // _GROUP), xi))
+            return carry, None
+
+        (state, acc), v = lax.scan(block, (state, acc), jnp.arange(n_blocks))
+        if record:
+            return jnp.concatenate([v0[None], v.reshape(self.num_steps, batch)])
+        return summary.online_finish(acc)
+
+    def simulate(self, key, theta):
+        """Membrane potential ``[batch, 1, steps + 1]`` (sample 0 is V0)."""
+        return self._run(key, theta, record=True).T[:, None, :]
+
+    def simulate_features(self, key, theta):
+        """``features(simulate(key, theta))`` computed online, without traces (the autocorrelation
+        features need the trace: with ``n_autocorr > 0`` this goes through ``simulate``)."""
+        if self.n_autocorr:
+            return self.features(self.simulate(key, theta))
+        return self._run(key, theta, record=False)
 
     def features(self, traces):
         return self.summary.batched(traces[:, 0, :])
