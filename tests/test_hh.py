@@ -93,7 +93,7 @@ def test_rates_from_one_exponential_match_the_direct_formulas():
     p_inf = 1 / (1 + np.exp(-0.1 * (v + 35)))
     p_rate = (3.3 * np.exp(0.05 * (v + 35)) + np.exp(-0.05 * (v + 35))) / tau_max
     want = [(am / (am + bm), am + bm), (ah / (ah + bh), ah + bh), (an / (an + bn), an + bn), (p_inf, p_rate)]
-    got = rates(jnp.asarray(v, jnp.float32), vt, tau_max)
+    got = rates(jnp.asarray(v, jnp.float32), vt, 1.0 / tau_max)
     for (gi, gr), (wi, wr) in zip(got, want):
         np.testing.assert_allclose(np.asarray(gi), wi, rtol=2e-5, atol=1e-9)
         np.testing.assert_allclose(np.asarray(gr), wr, rtol=2e-5)
@@ -105,6 +105,7 @@ def test_step_matches_the_published_loop_with_the_same_noise(hh):
     for theta in (TRUTH, OTHERS[1]):
         want = _published_simulator(theta, xi)
         params = tuple(jnp.asarray(theta, jnp.float32)[:, None])
+        params = (*params[:4], 1.0 / params[4], *params[5:])  # the step takes 1 / tau_max
         v0 = jnp.full((1,), -70.0)
         state = (v0, *(inf for inf, _ in rates(v0, -params[5], params[4])))
         current = jnp.where((jnp.arange(12000) >= 1000) & (jnp.arange(12000) < 11000), hh.amplitude, 0.0)
@@ -189,7 +190,7 @@ def _hh_vector_field(t, y, theta):
     g_na, g_k, g_l, g_m, tau_max, minus_vt, _, minus_el = theta
     current = jnp.where((t >= 10.0) & (t < 110.0), 5e-4 / (math.pi * (70e-4) ** 2), 0.0)
     dv = -(g_na * m**3 * h * (v - 53.0) + g_k * n**4 * (v + 107.0) + g_l * (v + minus_el) + g_m * p * (v + 107.0)) + current
-    gates = rates(v, -minus_vt, tau_max)
+    gates = rates(v, -minus_vt, 1.0 / tau_max)
     dx = [rate * (inf - x) for x, (inf, rate) in zip((m, h, n, p), gates)]
     return jnp.stack([dv, *dx])
 
