@@ -26,4 +26,5 @@ def describe() -> dict:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }

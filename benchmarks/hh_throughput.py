@@ -5,7 +5,9 @@ cython in the paper) with Gaussian noise, then the features with numpy / scipy (
 run in this process, side by side; ours through ``neurosbi.simulate`` (chunks of 1,024, compile
 excluded), with both noise schemes.
 
-    python benchmarks/hh_throughput.py [--num 8192] [--baseline-num 300] > benchmarks/results/hh_throughput.json
+    python benchmarks/hh_throughput.py [--num 8192] [--baseline-num 300] [--one-device] > benchmarks/results/hh_throughput.json
+
+By default the simulations use one XLA host device per core (`neurosbi.use_all_cores()`, as the CLI).
 """
 
 import argparse
@@ -15,13 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
+
+import neurosbi
+
+if "--one-device" not in sys.argv:
+    neurosbi.use_all_cores()  # one XLA host device per core, before any JAX work (as the CLI does)
+
+import jax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
-
-import neurosbi  # noqa: E402
 
 
 def baseline(n: int, seed: int = 0) -> dict:
@@ -104,7 +110,7 @@ def ours(n: int, noise: str, chunk: int) -> dict:
     model = neurosbi.models.get("hh", noise=noise)
     bank = neurosbi.simulate(model, n, jax.random.key(0), chunk_size=chunk, progress=False)
     return {"num": n, "noise": noise, "chunk_size": chunk, "sims_per_second": bank.stats["sims_per_second"],
-            "compile_s": bank.stats["compile_s"], "num_invalid": bank.stats["num_invalid"]}
+            "compile_s": bank.stats["compile_s"], "num_devices": bank.stats["num_devices"], "num_invalid": bank.stats["num_invalid"]}
 
 
 def main():
@@ -112,6 +118,7 @@ def main():
     p.add_argument("--num", type=int, default=8192)
     p.add_argument("--baseline-num", type=int, default=300)
     p.add_argument("--chunk", type=int, default=1024)
+    p.add_argument("--one-device", action="store_true", help="XLA's default single CPU device")
     a = p.parse_args()
     base = baseline(a.baseline_num)
     runs = [ours(a.num, noise, a.chunk) for noise in ("two-point", "gaussian")]

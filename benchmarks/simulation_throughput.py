@@ -3,7 +3,9 @@
 Baseline: what the published code does: a numba-jitted Euler–Maruyama loop per simulation, then the
 features with numpy / scipy (reference section 2.3). Both run in this process, side by side.
 
-    python benchmarks/simulation_throughput.py [--num 4096] [--baseline-num 200] > result.json
+    python benchmarks/simulation_throughput.py [--num 4096] [--baseline-num 200] [--one-device] > result.json
+
+By default the simulations use one XLA host device per core (`neurosbi.use_all_cores()`, as the CLI).
 """
 
 import argparse
@@ -13,13 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
+
+import neurosbi
+
+if "--one-device" not in sys.argv:
+    neurosbi.use_all_cores()  # one XLA host device per core, before any JAX work (as the CLI does)
+
+import jax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
-
-import neurosbi  # noqa: E402
 
 
 def baseline(n: int, seed: int = 0) -> dict:
@@ -72,7 +78,7 @@ def ours(n: int, noise: str, chunk: int, feature_stride: int = 25) -> dict:
     bank = neurosbi.simulate(model, n, jax.random.key(0), chunk_size=chunk, progress=False)
     return {"num": n, "noise": noise, "feature_stride": feature_stride, "chunk_size": chunk,
             "sims_per_second": bank.stats["sims_per_second"],
-            "compile_s": bank.stats["compile_s"], "num_invalid": bank.stats["num_invalid"]}
+            "compile_s": bank.stats["compile_s"], "num_devices": bank.stats["num_devices"], "num_invalid": bank.stats["num_invalid"]}
 
 
 def main():
@@ -80,6 +86,7 @@ def main():
     p.add_argument("--num", type=int, default=4096)
     p.add_argument("--baseline-num", type=int, default=200)
     p.add_argument("--chunk", type=int, default=1024)
+    p.add_argument("--one-device", action="store_true", help="XLA's default single CPU device")
     a = p.parse_args()
     result = {"benchmark": "mpr_simulation_throughput", "machine": describe()}
     result["neurosbi_two_point"] = ours(a.num, "two-point", a.chunk)
