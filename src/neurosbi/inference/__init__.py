@@ -6,3 +6,7 @@ from .npe import TrainingHistory as TrainingHistory
 from .npe import fit_npe as fit_npe
 from .npe import load_posterior as load_posterior
 from .npe import to_inference_data as to_inference_data
+from .snpe import RoundReport as RoundReport
+from .snpe import SequentialResult as SequentialResult
+from .snpe import sequential_npe as sequential_npe
+from .snpe import truncated_prior_sample as truncated_prior_sample

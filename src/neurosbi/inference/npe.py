@@ -326,10 +326,16 @@ def fit_npe(
     param_names: tuple[str, ...] | None = None,
     valid=None,
     progress: bool = True,
+    num_atoms: int | None = None,
 ) -> tuple[Posterior, TrainingHistory]:
     """Train an amortized posterior from simulations ``theta [n, dim]``, ``x [n, features]``.
 
     Rows with NaN / infinite ``x`` (or ``valid == False``) are dropped and counted in the history.
+
+    With ``num_atoms`` (sequential NPE, SNPE-C / APT; Greenberg et al. 2019) the parameters may come
+    from any proposal: each row's loss is the atomic one, ``-log softmax_j (log q(θ_j | x_i) -
+    log p(θ_j))`` over its own θ and ``num_atoms - 1`` θ of other rows of the minibatch, whose
+    minimiser is the posterior whatever the proposal was.
 
     Args:
         theta: parameters, one row per simulation.
@@ -340,11 +346,15 @@ def fit_npe(
         param_names: names for outputs.
         valid: optional mask of usable simulations.
         progress: show a progress bar.
+        num_atoms: atoms per row for the atomic loss (``None``: maximum likelihood, which needs
+            ``theta`` drawn from the prior or a truncated prior).
 
     Returns:
         ``(posterior, history)``.
     """
     config = config or NPEConfig()
+    if num_atoms is not None and num_atoms < 2:
+        raise ValueError(f"num_atoms must be at least 2 (the row's own θ and one other), got {num_atoms}")
     theta = np.asarray(theta, np.float32)
     x = np.asarray(x, np.float32)
     if theta.ndim != 2 or x.ndim != 2 or theta.shape[0] != x.shape[0]:
@@ -380,6 +390,12 @@ def fit_npe(
     x_loc, x_scale = x[tr_idx].mean(0), x[tr_idx].std(0) + 1e-6
     zt = jnp.asarray((u - theta_loc) / theta_scale, jnp.float32)
     zx = jnp.asarray((x - x_loc) / x_scale, jnp.float32)
+    # prior log density of each row (in the flow's coordinates: the logit Jacobian included)
+    lp_prior = np.asarray(prior.log_prob(jnp.asarray(theta)), np.float32) if num_atoms else np.zeros(n, np.float32)
+    if num_atoms and box is not None and config.support == "logit":
+        p01 = (theta - box[0]) / (box[1] - box[0])
+        lp_prior = lp_prior + np.sum(np.log(p01) + np.log1p(-p01) + np.log(box[1] - box[0]), axis=1)
+    lp_prior = jnp.asarray(lp_prior)
 
     flow = _build_flow(key_init, config, dim, x.shape[1])
     params, static = eqx.partition(flow, eqx.is_inexact_array)
@@ -388,11 +404,23 @@ def fit_npe(
 
     batch = min(config.batch_size, len(tr_idx))
     n_batches = len(tr_idx) // batch
-    tr_theta, tr_x = zt[tr_idx], zx[tr_idx]
-    val_theta, val_x = zt[val_idx], zx[val_idx]
+    tr_theta, tr_x, tr_lp = zt[tr_idx], zx[tr_idx], lp_prior[tr_idx]
+    val_theta, val_x, val_lp = zt[val_idx], zx[val_idx], lp_prior[val_idx]
 
-    def loss_fn(p, th, xx):
+    def nll(p, th, xx, lp):
         return -jnp.mean(eqx.combine(p, static).log_prob(th, condition=xx))
+
+    def atomic(p, th, xx, lp):
+        """Row i's atoms: its own θ, then the θ of rows i+1, ..., i+K-1 (cyclically)."""
+        k = num_atoms
+        b = th.shape[0]
+        idx = (jnp.arange(b)[:, None] + jnp.arange(k)[None, :]) % b  # [b, k], column 0 = own
+        flow = eqx.combine(p, static)
+        cond = jnp.broadcast_to(xx[:, None, :], (b, k, xx.shape[-1]))
+        logits = flow.log_prob(th[idx], condition=cond) - lp[idx]
+        return -jnp.mean(logits[:, 0] - jax.nn.logsumexp(logits, axis=1))
+
+    loss_fn = atomic if num_atoms else nll
 
     @jax.jit
     def epoch(params, opt_state, key):
@@ -400,12 +428,12 @@ def fit_npe(
 
         def step(carry, idx):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, tr_theta[idx], tr_x[idx])
+            loss, grads = jax.value_and_grad(loss_fn)(params, tr_theta[idx], tr_x[idx], tr_lp[idx])
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses), loss_fn(params, val_theta, val_x)
+        return params, opt_state, jnp.mean(losses), loss_fn(params, val_theta, val_x, val_lp)
 
     history = TrainingHistory(num_train=len(tr_idx), num_validation=n_val, num_invalid_dropped=n_dropped)
     best = (np.inf, params)

@@ -1,0 +1,172 @@
+"""Sequential neural posterior estimation: several rounds of simulations focused on one observation.
+
+Two methods, both on the same flows and training loop as amortized NPE (``fit_npe``):
+
+- ``"tsnpe"`` (truncated sequential NPE; Deistler, Gonçalves & Macke 2022). Round 1 simulates from
+  the prior. Each later round simulates from the prior truncated to the current posterior's highest
+  probability region: prior draws whose ``log q(θ | x_o)`` is above the ``epsilon`` quantile of
+  ``log q`` under ``q`` itself (rejection sampling). Every round retrains by maximum likelihood on all
+  simulations so far, which stays a valid NPE loss because the truncated prior equals the prior,
+  renormalised, wherever the posterior has mass.
+- ``"apt"`` (SNPE-C / automatic posterior transformation; Greenberg, Nonnenmacher & Macke 2019).
+  Later rounds simulate from the current posterior at ``x_o``; every round retrains with the atomic
+  loss on all simulations so far (``fit_npe(..., num_atoms=K)``).
+
+Invalid simulations (NaN features) are counted per round and left out of training. The budget is
+stated in simulations: ``simulations_per_round`` (one number, or one per round).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+
+from .._errors import ObservationError
+from ..simulate import simulate
+from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class RoundReport:
+    """What one round did: its simulations, their proposal, and the posterior it trained."""
+
+    round: int
+    num_simulations: int
+    num_invalid: int
+    proposal: str
+    acceptance: float | None
+    train_s: float
+    epochs: int
+    validation_loss: float
+    posterior_mean: list[float]
+    posterior_std: list[float]
+
+
+@dataclass
+class SequentialResult:
+    posterior: Posterior
+    rounds: list[RoundReport] = field(default_factory=list)
+    theta: np.ndarray | None = None
+    x: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    history: TrainingHistory | None = None
+
+    def as_dict(self) -> dict:
+        return {"rounds": [r.__dict__ for r in self.rounds]}
+
+
+def truncated_prior_sample(prior, posterior: Posterior, x_o, key, n: int, *, epsilon: float = 1e-4,
+                           num_reference: int = 20_000, max_draws: int = 50_000_000):
+    """``n`` prior draws inside the ``1 - epsilon`` highest-probability region of ``posterior`` at
+    ``x_o``; also returns the acceptance rate. Raises when the region holds too little prior mass to
+    sample by rejection (then ``method="apt"`` is the tool)."""
+    k_ref, key = jax.random.split(key)
+    reference = posterior.sample(k_ref, num_reference, x_o)
+    threshold = float(jnp.quantile(posterior.log_prob(reference, x_o), epsilon))
+    kept, drawn, accepted = [], 0, 0
+    batch = max(4 * n, 65_536)
+    while accepted < n:
+        if drawn >= max_draws:
+            raise ObservationError(
+                f"the posterior's high-probability region holds about {accepted / max(drawn, 1):.1e} of the prior: "
+                f"{accepted} of {drawn} prior draws accepted; use method='apt' for so narrow a posterior"
+            )
+        key, k = jax.random.split(key)
+        theta = prior.sample(k, (batch,))
+        inside = np.asarray(posterior.log_prob(theta, x_o) >= threshold)
+        kept.append(np.asarray(theta)[inside])
+        accepted += int(inside.sum())
+        drawn += batch
+    return np.concatenate(kept)[:n], accepted / drawn
+
+
+def sequential_npe(
+    model,
+    x_o,
+    *,
+    key,
+    rounds: int = 4,
+    simulations_per_round: int | list[int] = 2_000,
+    method: Literal["tsnpe", "apt"] = "tsnpe",
+    config: NPEConfig | None = None,
+    num_atoms: int = 10,
+    epsilon: float = 1e-4,
+    chunk_size: int = 1024,
+    progress: bool = True,
+) -> SequentialResult:
+    """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
+
+    Args:
+        model: a ``neurosbi.models.Model``.
+        x_o: the observed features ``[n_features]``.
+        key: PRNG key.
+        rounds: number of rounds (1 = amortized NPE).
+        simulations_per_round: simulations in each round (one number or a list of ``rounds``).
+        method: ``"tsnpe"`` or ``"apt"`` (see the module docstring).
+        config: flow and training options.
+        num_atoms: atoms of the APT loss.
+        epsilon: TSNPE truncation: the prior is kept where ``log q`` exceeds its ``epsilon`` quantile.
+        chunk_size: simulations per compiled call.
+        progress: progress bars.
+    """
+    import time
+
+    if method not in ("tsnpe", "apt"):
+        raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    budget = [simulations_per_round] * rounds if np.isscalar(simulations_per_round) else list(simulations_per_round)
+    if len(budget) != rounds or min(budget) < 1:
+        raise ValueError(f"simulations_per_round must be a positive number or {rounds} of them, got {simulations_per_round}")
+    x_o = model.check_observation(x_o)
+    prior = model.prior
+    thetas, xs, valids = [], [], []
+    result = None
+    posterior = None
+    for r in range(rounds):
+        k_prop, k_sim, k_train, key = jax.random.split(jax.random.fold_in(key, r), 4)
+        acceptance = None
+        if r == 0:
+            theta, proposal = None, "prior"
+        elif method == "tsnpe":
+            theta, acceptance = truncated_prior_sample(prior, posterior, x_o, k_prop, budget[r], epsilon=epsilon)
+            proposal = "truncated prior"
+        else:
+            theta, proposal = np.asarray(posterior.sample(k_prop, budget[r], x_o)), "posterior"
+        bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
+                        progress=progress)
+        thetas.append(bank.theta), xs.append(bank.x), valids.append(bank.valid)
+        if bank.num_invalid:
+            _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN); "
+                           "excluded from training")
+        t0 = time.perf_counter()
+        atoms = num_atoms if (method == "apt" and r > 0) else None
+        posterior, history = fit_npe(
+            np.concatenate(thetas), np.concatenate(xs), prior, key=k_train, config=config,
+            param_names=model.param_names, valid=np.concatenate(valids), progress=progress, num_atoms=atoms,
+        )
+        train_s = time.perf_counter() - t0
+        samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))
+        report = RoundReport(
+            round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid, proposal=proposal,
+            acceptance=acceptance, train_s=train_s, epochs=history.epochs,
+            validation_loss=history.validation_loss[history.best_epoch],
+            posterior_mean=samples.mean(0).tolist(), posterior_std=samples.std(0).tolist(),
+        )
+        if progress:
+            _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
+                           f"{np.array2string(samples.std(0), precision=3)}")
+        result = result or SequentialResult(posterior=posterior)
+        result.rounds.append(report)
+    result.posterior, result.history = posterior, history
+    result.theta, result.x, result.valid = np.concatenate(thetas), np.concatenate(xs), np.concatenate(valids)
+    return result
+
+

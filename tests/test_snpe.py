@@ -1,0 +1,73 @@
+"""Sequential NPE (TSNPE and APT) on a Gaussian linear task with an analytic posterior."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurosbi import ObservationError, priors
+from neurosbi.inference import NPEConfig, fit_npe, sequential_npe, truncated_prior_sample
+from neurosbi.models import from_function
+
+NOISE, PRIOR_SCALE = 0.1, 3.0
+X_O = np.array([2.0, -3.0, 4.0])  # at 1 prior std: a one-round NPE spreads its effort over the prior
+POST_MEAN = X_O * PRIOR_SCALE**2 / (PRIOR_SCALE**2 + NOISE**2)
+POST_STD = np.sqrt(NOISE**2 * PRIOR_SCALE**2 / (PRIOR_SCALE**2 + NOISE**2))
+
+
+def _simulator(key, theta):
+    return theta + NOISE * jax.random.normal(key, theta.shape)
+
+
+@pytest.fixture(scope="module")
+def linear3():
+    return from_function(_simulator, priors.gaussian(jnp.zeros(3), PRIOR_SCALE * jnp.ones(3)), name="linear3")
+
+
+def _error(posterior):
+    s = np.asarray(posterior.sample(jax.random.key(99), 4000, jnp.asarray(X_O, jnp.float32)))
+    return np.abs(s.mean(0) - POST_MEAN).max() / POST_STD + np.abs(np.log(s.std(0) / POST_STD)).max()
+
+
+@pytest.fixture(scope="module")
+def one_round_error(linear3):
+    res = sequential_npe(linear3, X_O, key=jax.random.key(0), rounds=1, simulations_per_round=1500,
+                         config=NPEConfig(batch_size=128), progress=False)
+    assert len(res.rounds) == 1 and res.rounds[0].proposal == "prior"
+    return _error(res.posterior)
+
+
+@pytest.mark.parametrize("method", ["tsnpe", "apt"])
+def test_sequential_beats_one_round_at_equal_budget(linear3, one_round_error, method):
+    """Three rounds of 500 simulations against one of 1,500: closer to the analytic posterior
+    (error = largest |mean error| in posterior std + largest |log std ratio|)."""
+    res = sequential_npe(linear3, X_O, key=jax.random.key(0), rounds=3, simulations_per_round=500, method=method,
+                         config=NPEConfig(batch_size=128), progress=False)
+    assert [r.num_simulations for r in res.rounds] == [500, 500, 500] and len(res.theta) == 1500
+    assert res.rounds[1].proposal == ("truncated prior" if method == "tsnpe" else "posterior")
+    error = _error(res.posterior)
+    assert error < 0.6, error
+    assert error < 0.75 * one_round_error, (error, one_round_error)
+
+
+def test_truncated_prior_keeps_the_high_probability_region(linear3):
+    theta = linear3.prior.sample(jax.random.key(1), (3000,))
+    x = _simulator(jax.random.key(2), theta)
+    posterior, _ = fit_npe(theta, x, linear3.prior, key=jax.random.key(3), config=NPEConfig(batch_size=128),
+                           progress=False)
+    samples, acceptance = truncated_prior_sample(linear3.prior, posterior, jnp.asarray(X_O, jnp.float32),
+                                                 jax.random.key(4), 200)
+    assert samples.shape == (200, 3) and 0 < acceptance < 0.01
+    assert np.all(np.abs(samples - POST_MEAN) < 10 * POST_STD)  # all within the posterior's region
+    with pytest.raises(ObservationError, match="use method='apt'"):
+        truncated_prior_sample(linear3.prior, posterior, jnp.asarray(X_O, jnp.float32), jax.random.key(4), 200,
+                               max_draws=10_000)
+
+
+def test_bad_sequential_options(linear3):
+    with pytest.raises(ValueError, match="method must be"):
+        sequential_npe(linear3, X_O, key=jax.random.key(0), method="snle")
+    with pytest.raises(ValueError, match="simulations_per_round must be"):
+        sequential_npe(linear3, X_O, key=jax.random.key(0), rounds=2, simulations_per_round=[100])
+    with pytest.raises(ValueError, match="num_atoms must be at least 2"):
+        fit_npe(np.zeros((30, 3)), np.zeros((30, 3)), linear3.prior, key=jax.random.key(0), num_atoms=1)
