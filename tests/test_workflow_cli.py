@@ -133,3 +133,17 @@ def test_cli_autocorr_option(registered):
     assert len(m.feature_names) == 35 and m.feature_names[17] == "v_acf2_rest"
     res = runner.invoke(app, ["infer", "linear_gaussian", "--autocorr"])
     assert res.exit_code == 2 and "--autocorr adds autocorrelation features to montbrio" in res.output
+
+
+def test_cli_infer_in_rounds(registered, tmp_path):
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--num-simulations", "900", "--rounds", "3",
+                              "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [r["proposal"] for r in metrics["rounds"]] == ["prior", "truncated prior", "truncated prior"]
+    assert metrics["num_simulations"] == 900 and "not_applicable" in metrics["coverage"]
+    assert all(z < 3 for z in metrics["z_score"].values()), metrics["z_score"]
+    assert (tmp_path / "o" / "report.html").exists() and not (tmp_path / "o" / "calibration.png").exists()
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--rounds", "2", "--from-bank", str(tmp_path / "x"),
+                              "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2 and "cannot be combined with rounds > 1" in res.output

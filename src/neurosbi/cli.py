@@ -96,6 +96,8 @@ def infer_cmd(
     from_bank: Optional[Path] = typer.Option(None, "--from-bank", help="train from an existing Zarr bank"),
     out: Path = typer.Option(Path("neurosbi-out"), "--out", help="output folder"),
     flow: str = typer.Option("maf", help="maf or nsf"),
+    rounds: int = typer.Option(1, help="simulation rounds focused on the observation (1 = amortized NPE)"),
+    method: str = typer.Option("tsnpe", help="sequential method when --rounds > 1: tsnpe or apt"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
@@ -105,7 +107,7 @@ def infer_cmd(
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
-                        config=NPEConfig(flow=flow), progress=not quiet)
+                        config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")

@@ -1,7 +1,10 @@
-"""``infer``: the whole amortized-NPE job on one model and one observation, with its outputs.
+"""``infer``: the whole NPE job on one model and one observation, with its outputs.
 
 model → simulations (a resumable bank) → posterior → diagnostics → metrics.json, NetCDF samples,
 figures and report.html. The CLI's ``neurosbi infer`` is a thin wrapper around this function.
+With ``rounds > 1`` the simulations are spent in rounds focused on the observation (sequential NPE,
+``neurosbi.inference.sequential_npe``); the posterior is then valid at that observation only, so
+the expected-coverage check over held-out prior simulations is not run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from rich.console import Console
 from . import plotting
 from ._errors import BankError, OutputError
 from .diagnostics import coverage_error, expected_coverage, posterior_predictive, zscore_shrinkage
-from .inference import NPEConfig, fit_npe, to_inference_data
+from .inference import NPEConfig, fit_npe, sequential_npe, to_inference_data
 from .models import Model, simulate_traces
 from .report import write_report
 from .simulate import DEFAULT_CHUNK, load_bank, simulate
@@ -54,15 +57,24 @@ def infer(
     num_coverage_tests: int = 200,
     chunk_size: int = DEFAULT_CHUNK,
     progress: bool = True,
+    rounds: int = 1,
+    method: str = "tsnpe",
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
     The observation is ``observed_traces [channels, time]`` if given, otherwise a simulation at
     ``truth`` (default: the model's published ground truth) with a key derived from ``seed``.
 
+    ``rounds`` > 1 spends ``num_simulations`` in that many equal rounds with ``method``
+    (``"tsnpe"`` or ``"apt"``).
+
     Returns:
         The metrics dictionary written to ``out/metrics.json``.
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if rounds > 1 and bank_path is not None:
+        raise ValueError("--from-bank trains once from an existing bank; it cannot be combined with rounds > 1")
     t_start = time.perf_counter()
     out = prepare_output(out)
     key = jax.random.key(seed)
@@ -80,30 +92,42 @@ def infer(
     x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
     model.check_observation(x_o)
 
-    # -- simulations ---------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    if bank_path is not None:
-        bank, meta = load_bank(bank_path)
-        if meta["model"] != model.name or meta.get("feature_names") != list(model.feature_names):
-            raise BankError(
-                f"the bank at {bank_path} holds {meta['model']} with {len(meta['feature_names'])} features, "
-                f"this run needs {model.name} with {len(model.feature_names)}"
-            )
+    # -- simulations and training -------------------------------------------------------------
+    sequential = None
+    if rounds > 1:
+        sequential = sequential_npe(
+            model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
+            method=method, config=config, chunk_size=chunk_size, progress=progress,
+        )
+        posterior, history = sequential.posterior, sequential.history
+        simulate_s = sum(r.simulate_s for r in sequential.rounds)
+        train_s = sum(r.train_s for r in sequential.rounds)
+        num_sims, num_invalid, sim_stats = len(sequential.theta), int((~sequential.valid).sum()), {}
     else:
-        bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size, progress=progress)
-    simulate_s = time.perf_counter() - t0
-    if bank.num_invalid:
-        console.print(f"[yellow]{bank.num_invalid} of {len(bank)} simulations gave NaN/inf features; excluded from training")
-
-    n_test = min(num_coverage_tests, max(len(bank) // 10, 1))
-    train_idx, test_idx = np.arange(len(bank) - n_test), np.arange(len(bank) - n_test, len(bank))
-
-    t0 = time.perf_counter()
-    posterior, history = fit_npe(
-        bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
-        param_names=model.param_names, valid=bank.valid[train_idx], progress=progress,
-    )
-    train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if bank_path is not None:
+            bank, meta = load_bank(bank_path)
+            if meta["model"] != model.name or meta.get("feature_names") != list(model.feature_names):
+                raise BankError(
+                    f"the bank at {bank_path} holds {meta['model']} with {len(meta['feature_names'])} features, "
+                    f"this run needs {model.name} with {len(model.feature_names)}"
+                )
+        else:
+            bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size,
+                            progress=progress)
+        simulate_s = time.perf_counter() - t0
+        if bank.num_invalid:
+            console.print(f"[yellow]{bank.num_invalid} of {len(bank)} simulations gave NaN/inf features; "
+                          "excluded from training")
+        n_test = min(num_coverage_tests, max(len(bank) // 10, 1))
+        train_idx, test_idx = np.arange(len(bank) - n_test), np.arange(len(bank) - n_test, len(bank))
+        t0 = time.perf_counter()
+        posterior, history = fit_npe(
+            bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
+            param_names=model.param_names, valid=bank.valid[train_idx], progress=progress,
+        )
+        train_s = time.perf_counter() - t0
+        num_sims, num_invalid, sim_stats = len(bank), bank.num_invalid, bank.stats
 
     t0 = time.perf_counter()
     samples = np.asarray(posterior.sample(k_sample, num_posterior_samples, jnp.asarray(x_o)))
@@ -118,8 +142,9 @@ def infer(
         "model_config": json.loads(json.dumps(model.config(), default=str)),
         "param_names": list(names),
         "seed": seed,
-        "num_simulations": len(bank),
-        "num_invalid_simulations": bank.num_invalid,
+        "num_simulations": num_sims,
+        "num_invalid_simulations": num_invalid,
+        "rounds": 1 if sequential is None else sequential.as_dict()["rounds"],
         "posterior_mean": dict(zip(names, mean.tolist())),
         "posterior_std": dict(zip(names, std.tolist())),
         "posterior_median": dict(zip(names, np.median(samples, 0).tolist())),
@@ -136,16 +161,20 @@ def infer(
         metrics["z_score"] = metrics["shrinkage"] = dict.fromkeys(names, float("nan"))
         metrics["rmse_posterior_mean"] = float("nan")
 
-    test_ok = bank.valid[test_idx]
-    cov = expected_coverage(posterior, bank.theta[test_idx][test_ok], bank.x[test_idx][test_ok], k_cov)
-    metrics["coverage"] = {
-        "levels": cov["levels"].tolist(),
-        "joint": cov["joint"].tolist(),
-        "marginal": {n: cov["marginal"][i].tolist() for i, n in enumerate(names)},
-        "num_tests": cov["num_tests"],
-        "num_failed": cov["num_failed"],
-        "max_error": coverage_error(cov),
-    }
+    cov = None
+    if sequential is None:
+        test_ok = bank.valid[test_idx]
+        cov = expected_coverage(posterior, bank.theta[test_idx][test_ok], bank.x[test_idx][test_ok], k_cov)
+        metrics["coverage"] = {
+            "levels": cov["levels"].tolist(),
+            "joint": cov["joint"].tolist(),
+            "marginal": {n: cov["marginal"][i].tolist() for i, n in enumerate(names)},
+            "num_tests": cov["num_tests"],
+            "num_failed": cov["num_failed"],
+            "max_error": coverage_error(cov),
+        }
+    else:  # a sequential posterior is trained for x_o only: coverage over prior draws does not apply
+        metrics["coverage"] = {"max_error": float("nan"), "not_applicable": "sequential posterior (rounds > 1)"}
     ppc = posterior_predictive(model, samples, observed_traces, k_ppc)
     metrics["posterior_predictive"] = {
         "rmse_median_trace": dict(zip(model.channel_names, ppc["rmse"].tolist())),
@@ -159,24 +188,27 @@ def infer(
     posterior.save(out / "posterior.eqx")
     to_inference_data(samples, names, observed=x_o, truth=truth).to_netcdf(str(out / "posterior.nc"))
     plotting.pairplot(samples, names, truth=truth, path=out / "pairplot.png",
-                      title=f"{model.name}: posterior from {len(bank)} simulations")
+                      title=f"{model.name}: posterior from {num_sims} simulations")
     times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
     plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
-    plotting.calibration(cov, names, path=out / "calibration.png")
+    figures = ["pairplot.png", "ppc.png", "training.png"]
+    if cov is not None:
+        plotting.calibration(cov, names, path=out / "calibration.png")
+        figures.insert(2, "calibration.png")
     plotting.training_curve(history, path=out / "training.png")
     np.savez(out / "observation.npz", traces=observed_traces, features=x_o,
              feature_names=np.array(model.feature_names))
     metrics["timings"] = {
         "simulate_s": simulate_s,
-        "simulate_sims_per_second": bank.stats.get("sims_per_second"),
-        "simulate_compile_s": bank.stats.get("compile_s"),
+        "simulate_sims_per_second": sim_stats.get("sims_per_second"),
+        "simulate_compile_s": sim_stats.get("compile_s"),
         "train_s": train_s,
         "sample_s": sample_s,
         "diagnostics_s": diagnostics_s,
         "total_s": time.perf_counter() - t_start,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
-    write_report(out, metrics, ["pairplot.png", "ppc.png", "calibration.png", "training.png"])
+    write_report(out, metrics, figures)
     metrics["timings"]["total_s"] = time.perf_counter() - t_start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
     return metrics

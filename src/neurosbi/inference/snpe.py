@@ -42,6 +42,7 @@ class RoundReport:
     num_invalid: int
     proposal: str
     acceptance: float | None
+    simulate_s: float
     train_s: float
     epochs: int
     validation_loss: float
@@ -140,8 +141,10 @@ def sequential_npe(
             proposal = "truncated prior"
         else:
             theta, proposal = np.asarray(posterior.sample(k_prop, budget[r], x_o)), "posterior"
+        t0 = time.perf_counter()
         bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
                         progress=progress)
+        simulate_s = time.perf_counter() - t0
         thetas.append(bank.theta), xs.append(bank.x), valids.append(bank.valid)
         if bank.num_invalid:
             _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN); "
@@ -156,7 +159,7 @@ def sequential_npe(
         samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))
         report = RoundReport(
             round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid, proposal=proposal,
-            acceptance=acceptance, train_s=train_s, epochs=history.epochs,
+            acceptance=acceptance, simulate_s=simulate_s, train_s=train_s, epochs=history.epochs,
             validation_loss=history.validation_loss[history.best_epoch],
             posterior_mean=samples.mean(0).tolist(), posterior_std=samples.std(0).tolist(),
         )
