@@ -10,8 +10,9 @@ flagged in the ``valid`` mask, counted, and reported; estimators skip them.
 
 Devices: a model with ``per_simulation_keys`` (each simulation draws from its own key) runs each
 chunk as fixed-size slices spread over the local devices with ``jax.shard_map``; every slice is the
-same compiled body, so the bank is the same bytes on one device or several. On a CPU, XLA exposes one device unless told otherwise: ``neurosbi.use_all_cores()``
-(called by the CLI) makes one host device per core, which on the 2-core project machine runs a
+same compiled body, so the bank is the same bytes on one device or several. On a CPU, XLA exposes
+one device unless told otherwise: ``neurosbi.use_all_cores()`` (called by the CLI) makes one host
+device per core, which on the 2-core project machine runs a
 chunk 1.5× (MPR) to 2.3× (HH dynamics) faster than XLA's own threading of one device
 (``benchmarks/README.md``).
 """
@@ -35,6 +36,8 @@ from ._errors import BankError, OutputError
 from .models import Model
 
 DEFAULT_CHUNK = 1024  # measured: 1,024 and 2,048 give the same MPR throughput; 256 is 30 % slower
+# 2: one key per simulation (neurosbi >= this change); a bank of another format is not resumed
+_BANK_FORMAT = 2
 DEFAULT_SLICE = 512  # simulations per slice of a chunk: two slices per default chunk, one per core
 
 
@@ -148,7 +151,8 @@ def simulate(
             raise ValueError(f"theta has {theta.shape[0]} rows, expected n = {n}")
     n_chunks = -(-n // chunk_size)
 
-    store = _open_store(path, model, n, key, chunk_size, dim, n_features, theta is not None) if path else None
+    store = (_open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta is not None)
+             if path else None)
     if store is None:
         theta_out = np.zeros((n, dim), np.float32)
         x_out = np.zeros((n, n_features), np.float32)
@@ -228,7 +232,7 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def _open_store(path, model, n, key, chunk_size, dim, n_features, theta_given):
+def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta_given):
     import zarr
 
     path = Path(path)
@@ -237,6 +241,8 @@ def _open_store(path, model, n, key, chunk_size, dim, n_features, theta_given):
         "model_config": json.loads(json.dumps(model.config(), default=str)),
         "num_simulations": n,
         "chunk_size": chunk_size,
+        "slice_size": slice_size,
+        "bank_format": _BANK_FORMAT,
         "key": _key_data(key),
         "theta_given": theta_given,
         "param_names": list(model.param_names),

@@ -18,6 +18,7 @@ stated in simulations: ``simulations_per_round`` (one number, or one per round).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -117,8 +118,6 @@ def sequential_npe(
         chunk_size: simulations per compiled call.
         progress: progress bars.
     """
-    import time
-
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
     if rounds < 1:
@@ -128,9 +127,8 @@ def sequential_npe(
         raise ValueError(f"simulations_per_round must be a positive number or {rounds} of them, got {simulations_per_round}")
     x_o = model.check_observation(x_o)
     prior = model.prior
-    thetas, xs, valids = [], [], []
-    result = None
-    posterior = None
+    thetas, xs, valids, reports = [], [], [], []
+    posterior = history = None
     for r in range(rounds):
         k_prop, k_sim, k_train, key = jax.random.split(jax.random.fold_in(key, r), 4)
         acceptance = None
@@ -166,10 +164,8 @@ def sequential_npe(
         if progress:
             _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
                            f"{np.array2string(samples.std(0), precision=3)}")
-        result = result or SequentialResult(posterior=posterior)
-        result.rounds.append(report)
-    result.posterior, result.history = posterior, history
-    result.theta, result.x, result.valid = np.concatenate(thetas), np.concatenate(xs), np.concatenate(valids)
-    return result
+        reports.append(report)
+    return SequentialResult(posterior=posterior, rounds=reports, theta=np.concatenate(thetas),
+                            x=np.concatenate(xs), valid=np.concatenate(valids), history=history)
 
 
