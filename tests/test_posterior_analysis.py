@@ -62,6 +62,6 @@ def test_works_on_an_npe_posterior(gaussian_model):
     x = gaussian_model.simulate_features(jax.random.key(1), theta)
     post, _ = fit_npe(theta, x, gaussian_model.prior, key=jax.random.key(2), progress=False)
     x_o = jnp.asarray([0.5, -1.0])
-    sens = sensitivity(lambda t: post.log_prob(t, x_o), np.array([0.4, -0.8]))
+    sens = sensitivity(post.log_prob_fn(x_o), np.array([0.4, -0.8]))
     # posterior N(0.8 x, 0.2 I): Hessian of -log p is I / 0.2 = 5 I
     np.testing.assert_allclose(sens.eigenvalues, [5.0, 5.0], rtol=0.35)

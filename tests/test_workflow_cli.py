@@ -25,7 +25,7 @@ def registered(gaussian_model):
 def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
     metrics = infer(registered, out=tmp_path, num_simulations=3000, seed=1, progress=False, num_coverage_tests=200)
     for name in ["metrics.json", "posterior.nc", "posterior.eqx", "pairplot.png", "ppc.png", "calibration.png",
-                 "report.html", "bank.zarr"]:
+                 "report.html", "bank.zarr", "conditional_correlations.png", "path.png", "perturbations.png"]:
         assert (tmp_path / name).exists(), name
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     for field in ["true_params", "posterior_mean", "posterior_std", "z_score", "shrinkage", "rmse_posterior_mean",
@@ -37,6 +37,10 @@ def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
         assert on_disk["posterior_std"][n] == pytest.approx(np.sqrt(0.2), rel=0.15)
         assert on_disk["shrinkage"][n] == pytest.approx(0.8, abs=0.06)
     assert metrics["coverage"]["max_error"] < 0.15
+    # posterior N(0.8 x, 0.2 I): independent parameters, equal curvature 1 / 0.2 in every direction
+    corr = on_disk["analysis"]["conditional_correlation"]
+    assert abs(corr["theta_0"]["theta_1"]) < 0.15, corr
+    assert on_disk["analysis"]["path"]["min_log_prob"] >= on_disk["analysis"]["path"]["min_log_prob_straight_line"] - 0.5
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
 
 

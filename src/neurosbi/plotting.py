@@ -1,4 +1,5 @@
-"""Figures: pairplot, posterior predictive traces, calibration, training curves (matplotlib only)."""
+"""Figures: pairplot, posterior predictive traces, calibration, training curves, and the posterior
+analysis (conditional correlations, high-probability path, perturbations) (matplotlib only)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,58 @@ def training_curve(history, *, path=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative log-likelihood")
     ax.legend()
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def correlation_matrix(corr, names, *, path=None, title="conditional correlations"):
+    d = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * d, 0.8 + 0.5 * d))
+    im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(d), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(d), names, fontsize=8)
+    for i in range(d):
+        for j in range(d):
+            if i != j:
+                ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def path_activity(path_result, times, traces, channel_name, *, path=None):
+    """Log density along the path and the straight line (top), simulated activity at points of the
+    path (below, one row each). ``traces [k, time]`` at ``k`` points of the path."""
+    k = traces.shape[0]
+    fig, axes = plt.subplots(k + 1, 1, figsize=(9, 1.6 * (k + 1) + 0.6), squeeze=False)
+    ax = axes[0, 0]
+    s = np.linspace(0, 1, len(path_result.log_prob))
+    ax.plot(s, path_result.log_prob, "o-", ms=3, label="high-probability path")
+    ax.plot(s, path_result.straight_log_prob, "--", color="C3", label="straight line")
+    ax.set_xlabel("position along the path")
+    ax.set_ylabel("log density")
+    ax.legend(fontsize=8)
+    for i in range(k):
+        axes[i + 1, 0].plot(times, traces[i], color=plt.cm.viridis(i / max(k - 1, 1)), lw=0.7)
+        axes[i + 1, 0].set_ylabel(channel_name)
+    axes[-1, 0].set_xlabel("time")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def perturbations(times, traces, labels, channel_name, *, path=None):
+    """Activity at a point and after moving it along given directions (one panel per direction)."""
+    n = len(traces)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.0 * n), sharex=True, squeeze=False)
+    for i, (group, label) in enumerate(zip(traces, labels)):
+        ax = axes[i, 0]
+        for j, (name, trace) in enumerate(group.items()):
+            ax.plot(times, trace, lw=0.7, color=f"C{j}", label=name)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylabel(channel_name)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time")
     fig.tight_layout()
     return _finish(fig, path)
 

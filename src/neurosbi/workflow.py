@@ -20,8 +20,17 @@ import numpy as np
 from rich.console import Console
 
 from . import plotting
+from . import priors as _priors
 from ._errors import BankError, OutputError
-from .diagnostics import coverage_error, expected_coverage, posterior_predictive, zscore_shrinkage
+from .diagnostics import (
+    conditional_correlations,
+    coverage_error,
+    expected_coverage,
+    high_probability_path,
+    posterior_predictive,
+    sensitivity,
+    zscore_shrinkage,
+)
 from .inference import NPEConfig, fit_npe, sequential_npe, to_inference_data
 from .models import Model, simulate_traces
 from .report import write_report
@@ -59,11 +68,16 @@ def infer(
     progress: bool = True,
     rounds: int = 1,
     method: str = "tsnpe",
+    analysis: bool = True,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
     The observation is ``observed_traces [channels, time]`` if given, otherwise a simulation at
     ``truth`` (default: the model's published ground truth) with a key derived from ``seed``.
+
+    ``analysis`` adds the posterior analysis (conditional correlations, a high-probability path
+    between two posterior samples with the activity along it, and the activity after moving the
+    posterior mode along its most sensitive and most robust directions), with three figures.
 
     ``rounds`` > 1 spends ``num_simulations`` in that many equal rounds with ``method``
     (``"tsnpe"`` or ``"apt"``).
@@ -192,6 +206,11 @@ def infer(
     times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
     plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
     figures = ["pairplot.png", "ppc.png", "training.png"]
+    if analysis:
+        t0 = time.perf_counter()
+        metrics["analysis"] = _posterior_analysis(model, posterior, x_o, samples, jax.random.fold_in(k_ppc, 1), out)
+        metrics["analysis"]["seconds"] = time.perf_counter() - t0
+        figures += ["conditional_correlations.png", "path.png", "perturbations.png"]
     if cov is not None:
         plotting.calibration(cov, names, path=out / "calibration.png")
         figures.insert(2, "calibration.png")
@@ -212,6 +231,66 @@ def infer(
     metrics["timings"]["total_s"] = time.perf_counter() - t_start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
     return metrics
+
+
+def _posterior_analysis(model, posterior, x_o, samples, key, out: Path) -> dict:
+    """Conditional correlations, a path between two samples, perturbations; figures into ``out``."""
+    names = model.param_names
+    log_prob = posterior.log_prob_fn(x_o)
+
+    box = _priors.bounds(model.prior)
+    lo_q, hi_q = np.quantile(samples, [0.001, 0.999], axis=0)
+    pad = 0.2 * (hi_q - lo_q) + 1e-6
+    lo, hi = lo_q - pad, hi_q + pad
+    if box is not None:
+        lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
+    ref = samples[:2000]
+    lp = np.asarray(log_prob(jnp.asarray(ref, jnp.float32)))
+    mode = ref[np.argmax(lp)]
+    corr = conditional_correlations(log_prob, ref[:5], lo, hi, resolution=30)
+    plotting.correlation_matrix(corr, names, path=out / "conditional_correlations.png")
+
+    # path: from the densest sample to the most distant of the denser half (box-scaled distance)
+    width = (hi_q - lo_q) + 1e-12
+    dense = ref[lp >= np.median(lp)]
+    far = dense[np.argmax(np.sum(((dense - mode) / width) ** 2, axis=1))]
+    low, high = (None, None) if box is None else box
+    path = high_probability_path(log_prob, mode, far, low=low, high=high, loc=samples.mean(0),
+                                 scale=samples.std(0) + 1e-6, num_points=20, steps=800)
+    k_path, k_pert = jax.random.split(key)
+    at = path.points[np.linspace(0, len(path.points) - 1, 5).round().astype(int)]
+    channel = 0
+    traces = np.asarray(simulate_traces(model, k_path, jnp.asarray(at, jnp.float32)))[:, channel]
+    times = np.arange(traces.shape[-1]) * (model.dt or 1.0)
+    plotting.path_activity(path, times, traces, model.channel_names[channel], path=out / "path.png")
+
+    # perturbations of the mode by the same distance along the most sensitive / robust directions
+    sens = sensitivity(log_prob, mode, scale=width)
+    step = np.sqrt(4.0 / max(sens.eigenvalues[-1], 1e-12))  # log density falls by 2 along the sensitive one
+    moved = {}
+    for which in ("most_sensitive", "most_robust"):
+        theta = mode + step * sens.direction_in_parameters(which)
+        if box is not None:
+            theta = np.clip(theta, box[0] + 1e-6 * (box[1] - box[0]), box[1] - 1e-6 * (box[1] - box[0]))
+        moved[which] = theta
+    thetas = jnp.asarray(np.stack([mode, moved["most_sensitive"], moved["most_robust"]]), jnp.float32)
+    tr = np.asarray(simulate_traces(model, k_pert, thetas))[:, channel]
+    plotting.perturbations(times, [{"posterior mode": tr[0], "moved": tr[1]}, {"posterior mode": tr[0], "moved": tr[2]}],
+                           ["along the most sensitive direction", "the same distance along the most robust direction"],
+                           model.channel_names[channel], path=out / "perturbations.png")
+    return {
+        "conditional_correlation": {a: dict(zip(names, row.tolist())) for a, row in zip(names, corr)},
+        "path": {"start": dict(zip(names, mode.tolist())), "end": dict(zip(names, far.tolist())),
+                 "min_log_prob": float(path.log_prob.min()), "min_log_prob_straight_line": float(path.straight_log_prob.min())},
+        "sensitivity": {
+            "point": dict(zip(names, mode.tolist())),
+            "hessian_eigenvalues_box_scaled": sens.eigenvalues.tolist(),
+            "most_sensitive_direction": dict(zip(names, sens.direction_in_parameters("most_sensitive").tolist())),
+            "most_robust_direction": dict(zip(names, sens.direction_in_parameters("most_robust").tolist())),
+            "trace_rmse_moved_sensitive": float(np.sqrt(np.mean((tr[1] - tr[0]) ** 2))),
+            "trace_rmse_moved_robust": float(np.sqrt(np.mean((tr[2] - tr[0]) ** 2))),
+        },
+    }
 
 
 def _json_default(o):

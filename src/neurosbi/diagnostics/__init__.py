@@ -5,8 +5,8 @@ from .calibration import LEVELS as LEVELS
 from .calibration import coverage_error as coverage_error
 from .calibration import expected_coverage as expected_coverage
 from .calibration import zscore_shrinkage as zscore_shrinkage
-from .predictive import posterior_predictive as posterior_predictive
 from .posterior_analysis import conditional_correlations as conditional_correlations
 from .posterior_analysis import conditional_density as conditional_density
 from .posterior_analysis import high_probability_path as high_probability_path
 from .posterior_analysis import sensitivity as sensitivity
+from .predictive import posterior_predictive as posterior_predictive

@@ -239,6 +239,12 @@ class Posterior(eqx.Module):
             raise ShapeError(f"theta has {theta.shape[-1]} columns, this posterior expects {self.dim}: {self.param_names}")
         return _log_prob(self, theta, x)
 
+    def log_prob_fn(self, x):
+        """``theta -> log q(theta | x)`` for one observation, checked once: usable inside ``jit``,
+        ``grad`` and ``hessian`` (the posterior analysis)."""
+        x = self._check_x(x)
+        return lambda theta: _log_prob(self, jnp.asarray(theta, jnp.float32), x)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write to one file: a JSON header line, then the weights (equinox serialisation, no pickle)."""
         header = {
