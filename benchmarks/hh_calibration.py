@@ -5,9 +5,11 @@ Variants: ``raw`` (the published 7 features, z-scored) or ``log`` (log of the re
 variance and the kurtosis, which span orders of magnitude); ``maf`` (default) or ``nsf``; ``logit``
 (flow in logit coordinates of the prior box) or the default truncated support.
 
-    neurosbi simulate hh --num 100000 --out /tmp/hh_bank.zarr
-    python benchmarks/hh_calibration.py --bank /tmp/hh_bank.zarr --train 30000 raw log log_nsf log_logit \
+    neurosbi infer hh --num-simulations 100000 --out /tmp/hh_100k   # the bank: /tmp/hh_100k/bank.zarr
+    python benchmarks/hh_calibration.py --bank /tmp/hh_100k/bank.zarr --train 30000 raw log log_nsf log_logit \
         > benchmarks/results/hh_calibration.json
+    python benchmarks/hh_calibration.py --bank /tmp/hh_100k/bank.zarr --train 99000 log_nsf \
+        > benchmarks/results/hh_calibration_99k.json
 """
 
 import argparse

@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-import neurosbi
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe, setup_devices  # noqa: E402
 
-if "--one-device" not in sys.argv:
-    neurosbi.use_all_cores()  # one XLA host device per core, before any JAX work (as the CLI does)
+setup_devices()  # before any JAX work
 
 import jax  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _machine import describe  # noqa: E402
+import neurosbi  # noqa: E402
 
 
 def baseline(n: int, seed: int = 0) -> dict:
