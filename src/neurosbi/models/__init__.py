@@ -11,11 +11,13 @@ from ._base import from_function as from_function
 from ._base import simulate_traces as simulate_traces
 from .hh import HodgkinHuxley as HodgkinHuxley
 from .montbrio import Montbrio as Montbrio
+from .pyloric import Pyloric as Pyloric
 
-_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley}
+_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric}
 _DESCRIPTIONS = {
     "montbrio": "Montbrió–Pazó–Roxin mean field of QIF neurons (Δ, η, J); 100 s, step current",
     "hh": "Hodgkin–Huxley neuron with M current (Gonçalves et al. 2020); 8 parameters, 120 ms step",
+    "pyloric": "pyloric network AB/PD, LP, PY (Prinz et al. 2004); 31 conductances, 11 s, prep 845_082_0044",
 }
 
 
