@@ -85,7 +85,7 @@ def peak_flags(v_before: Array, v: Array, v_after: Array) -> Array:
     return (v > SPIKE_THRESHOLD) & (v >= v_before) & (v_after <= v)
 
 
-def pack_flags(spiked: Bool[Array, "3 ..."], above: Bool[Array, "3 ..."]) -> UInt8[Array, "..."]:
+def pack_flags(spiked: Bool[Array, "3 ..."], above: Bool[Array, "3 ..."]) -> UInt8[Array, ...]:
     """Six bits: spike of neuron ``n`` at bit ``n``, plateau test of neuron ``n`` at bit ``3 + n``."""
     word = jnp.zeros(spiked.shape[1:], jnp.uint8)
     for n in range(3):
