@@ -1,0 +1,146 @@
+"""Pyloric network, 31 parameters, fitted to preparation 845_082_0044 (Gonçalves et al. 2020, Fig. 5).
+
+Truncated sequential NPE with a stated simulation budget; then, at the observation:
+
+- the share of posterior samples whose simulated rhythm is pyloric-like with all 15 rhythm features
+  within 2 experimental standard deviations of the observation (goal: >= 70 % with <= 200k
+  simulations; the published result used 174k valid simulations);
+- the "no islands" result: a high-probability path between two distant posterior samples, its log
+  density against the straight line and against the posterior's own 5 % quantile, and the share of
+  points along it whose simulated rhythm is close as above.
+
+    python benchmarks/pyloric_posterior.py [--rounds 10000 8000 8000 8000] [--eval 500] > benchmarks/results/pyloric_posterior.json
+
+Writes ``pyloric_path.png`` next to the JSON (``--figure``).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe, setup_devices  # noqa: E402
+
+setup_devices()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import neurosbi  # noqa: E402
+from neurosbi import priors  # noqa: E402
+from neurosbi.diagnostics import high_probability_path  # noqa: E402
+from neurosbi.inference import NPEConfig, sequential_npe  # noqa: E402
+from neurosbi.models.pyloric import Pyloric  # noqa: E402
+
+
+def closeness(x, x_o, std):
+    """``(pyloric_like, close)``: close = pyloric-like and all 15 rhythm features within 2 std."""
+    pyloric = x[:, -1] == 1
+    with np.errstate(invalid="ignore"):
+        within = np.all(np.abs(x[:, :15] - x_o[:15]) / std <= 2.0, axis=1)
+    return pyloric, pyloric & within
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, nargs="+", default=[10_000, 8_000, 8_000, 8_000])
+    p.add_argument("--eval", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--figure", default="benchmarks/results/pyloric_path.png")
+    p.add_argument("--duration", type=float, default=11_000.0, help="ms; shorter only for a smoke test")
+    p.add_argument("--one-device", action="store_true")
+    a = p.parse_args()
+
+    model = Pyloric(duration=a.duration)
+    flagged = Pyloric(duration=a.duration, pyloric_flag=True)  # same dynamics, + the pyloric-like flag, for evaluation
+    x_o, std = model.observation, model.experimental_std
+    key = jax.random.key(a.seed)
+    k_seq, k_eval, k_path = jax.random.split(key, 3)
+    config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
+    t0 = time.perf_counter()
+    result = sequential_npe(model, x_o, key=k_seq, rounds=len(a.rounds), simulations_per_round=a.rounds,
+                            method="tsnpe", config=config, progress=False)
+    infer_s = time.perf_counter() - t0
+    posterior = result.posterior
+
+    samples = np.asarray(posterior.sample(k_eval, a.eval, jnp.asarray(x_o)))
+    bank = neurosbi.simulate(flagged, a.eval, jax.random.fold_in(k_eval, 1), theta=samples, progress=False,
+                             chunk_size=min(512, a.eval))
+    pyl, close = closeness(bank.x, x_o, std)
+
+    # the path between the densest of 2,000 samples and the most distant of the denser half
+    log_prob = posterior.log_prob_fn(jnp.asarray(x_o))
+    ref = np.asarray(posterior.sample(jax.random.fold_in(k_path, 0), 2_000, jnp.asarray(x_o)))
+    lp = np.asarray(log_prob(jnp.asarray(ref)))
+    low, high = priors.bounds(model.prior)
+    width = high - low
+    start = ref[np.argmax(lp)]
+    dense = ref[lp >= np.median(lp)]
+    end = dense[np.argmax(np.sum(((dense - start) / width) ** 2, axis=1))]
+    path = high_probability_path(log_prob, start, end, low=low, high=high, num_points=20, steps=800)
+    repeats = 4
+    at = np.repeat(path.points, repeats, axis=0)
+    path_bank = neurosbi.simulate(flagged, len(at), jax.random.fold_in(k_path, 1), theta=at, progress=False,
+                                  chunk_size=len(at))
+    path_pyl, path_close = closeness(path_bank.x, x_o, std)
+    line = np.linspace(0, 1, 20)[:, None] * (end - start) + start
+    line_bank = neurosbi.simulate(flagged, len(line) * repeats, jax.random.fold_in(k_path, 2),
+                                  theta=np.repeat(line, repeats, axis=0), progress=False, chunk_size=len(line) * repeats)
+    line_pyl, line_close = closeness(line_bank.x, x_o, std)
+    q05 = float(np.quantile(lp, 0.05))
+
+    if a.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        s = np.linspace(0, 1, len(path.log_prob))
+        ax[0].plot(s, path.log_prob, label="high-probability path")
+        ax[0].plot(s, path.straight_log_prob, label="straight line")
+        ax[0].axhline(q05, color="gray", ls=":", label="5 % quantile of posterior samples")
+        ax[0].set(xlabel="position along path", ylabel="log posterior density")
+        ax[0].legend(fontsize=8)
+        ax[1].plot(s, path_close.reshape(-1, repeats).mean(1), "o-", label="path")
+        ax[1].plot(s, line_close.reshape(-1, repeats).mean(1), "s--", label="straight line")
+        ax[1].set(xlabel="position along path", ylabel="share of runs pyloric and within 2 std", ylim=(-0.05, 1.05))
+        ax[1].legend(fontsize=8)
+        fig.suptitle("Pyloric posterior at prep 845_082_0044: the two ends are connected")
+        fig.tight_layout()
+        fig.savefig(a.figure, dpi=110)
+
+    # a factor of two or more between the ends: conductances directly, synapses (ln g) by ln 2
+    ratio = np.abs(end - start) / np.maximum(np.minimum(np.abs(end), np.abs(start)), 1e-9)
+    ratio[24:] = np.abs(end[24:] - start[24:]) / np.log(2.0)
+    out = {
+        "benchmark": "pyloric_posterior", "machine": describe(),
+        "budget": {"rounds": a.rounds, "total_simulations": int(sum(a.rounds)),
+                   "valid_simulations": int(result.valid.sum()), "infer_s": infer_s},
+        "rounds": [{k: v for k, v in r.__dict__.items() if k not in ("posterior_mean", "posterior_std")}
+                   for r in result.rounds],
+        "flow": config.__dict__,
+        "posterior_predictive": {"num": a.eval, "valid": float(np.mean(bank.valid)), "pyloric_like": float(pyl.mean()),
+                                 "pyloric_and_within_2_std": float(close.mean())},
+        "goal_share_within_2_std": 0.70, "goal_met": bool(close.mean() >= 0.70 and sum(a.rounds) <= 200_000),
+        "path": {
+            "num_points": len(path.points), "runs_per_point": repeats,
+            "min_log_prob_path": float(path.log_prob.min()),
+            "min_log_prob_straight_line": float(path.straight_log_prob.min()),
+            "posterior_log_prob_quantile_05": q05,
+            "share_close_along_path": float(path_close.mean()),
+            "share_close_along_straight_line": float(line_close.mean()),
+            "share_pyloric_along_path": float(path_pyl.mean()),
+            "ends_differ_by_factor_2_or_more_in": [n for n, r in zip(model.param_names, ratio) if r >= 1.0],
+            "start": dict(zip(model.param_names, start.tolist())), "end": dict(zip(model.param_names, end.tolist())),
+        },
+    }
+    print(json.dumps(out, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
