@@ -207,3 +207,30 @@ def test_description_and_bad_input():
     with pytest.raises(ValueError, match="noise"):
         Pyloric(noise="poisson")
     assert Pyloric(plateaus=False).observation.shape == (15,)
+
+
+@pytest.mark.heavy
+def test_infer_pyloric_from_features_alone(tmp_path):
+    """The whole job on a recorded feature vector (no traces): a bank around the example circuit on a
+    3 s protocol, then every output but the trace-level check, and the feature-space checks."""
+    from neurosbi import priors, simulate
+    from neurosbi.workflow import infer
+
+    model = Pyloric(duration=3000.0, burn_in=500.0)
+    low, high = priors.bounds(model.prior)
+    rng = np.random.default_rng(0)
+    theta = PYLORIC_EXAMPLE + 0.05 * (high - low) * rng.uniform(-1, 1, size=(512, 31))
+    theta = np.clip(theta, low, high)
+    simulate(model, 512, jax.random.key(2), theta=theta, path=tmp_path / "bank.zarr", progress=False, chunk_size=512)
+    x_o = np.asarray(model.simulate_features(jax.random.key(3), jnp.asarray(PYLORIC_EXAMPLE[None], jnp.float32)))[0]
+    metrics = infer(model, out=tmp_path / "out", observed_features=x_o, bank_path=tmp_path / "bank.zarr",
+                    num_posterior_samples=2000, num_coverage_tests=20, progress=False)
+    out = tmp_path / "out"
+    for name in ["ppc_features.png", "path.png", "perturbations.png", "pairplot.png", "report.html"]:
+        assert (out / name).exists(), name
+    assert not (out / "ppc.png").exists()  # no observed traces
+    assert metrics["true_params"] is None and "posterior_predictive" not in metrics
+    fp = metrics["feature_predictive"]
+    assert fp["scale"] == "model.feature_scale" and 0.0 < fp["valid"] <= 1.0
+    assert np.isnan(fp["median_abs_deviation"]["plateau_PM"])  # no experimental scale for plateaus
+    assert 0.0 <= metrics["analysis"]["path"]["share_close_along_path"] <= 1.0

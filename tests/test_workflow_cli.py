@@ -25,7 +25,8 @@ def registered(gaussian_model):
 def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
     metrics = infer(registered, out=tmp_path, num_simulations=3000, seed=1, progress=False, num_coverage_tests=200)
     for name in ["metrics.json", "posterior.nc", "posterior.eqx", "pairplot.png", "ppc.png", "calibration.png",
-                 "report.html", "bank.zarr", "conditional_correlations.png", "path.png", "perturbations.png"]:
+                 "report.html", "bank.zarr", "conditional_correlations.png", "path.png", "perturbations.png",
+                 "ppc_features.png"]:
         assert (tmp_path / name).exists(), name
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     for field in ["true_params", "posterior_mean", "posterior_std", "z_score", "shrinkage", "rmse_posterior_mean",
@@ -41,6 +42,11 @@ def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
     corr = on_disk["analysis"]["conditional_correlation"]
     assert abs(corr["theta_0"]["theta_1"]) < 0.15, corr
     assert on_disk["analysis"]["path"]["min_log_prob"] >= on_disk["analysis"]["path"]["min_log_prob_straight_line"] - 0.5
+    # predictive x = theta + noise: N(0.8 x_o, 0.2 + 0.25) per coordinate, scale = std of the simulated
+    # x (sqrt(1.25)); the share of draws within 2 scales of x_o in both coordinates is then at least
+    # P(|N(0, 0.45)| <= 2.24 - 0.2 |x_o|)^2, above 0.9 for |x_o| < 2.5
+    fp = on_disk["feature_predictive"]
+    assert fp["valid"] == 1.0 and fp["num_draws"] == 200 and fp["close"] > 0.85, fp
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
 
 

@@ -84,6 +84,25 @@ def training_curve(history, *, path=None):
     return _finish(fig, path)
 
 
+def feature_deviations(deviation, names, within, *, path=None):
+    """Posterior predictive features minus the observation, in units of the feature's scale, one box
+    per feature (features without a scale are left out), with the ``±within`` band shaded."""
+    deviation = np.asarray(deviation)
+    used = [i for i in range(deviation.shape[1]) if np.isfinite(deviation[:, i]).any()]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(used) + 2), 3.6))
+    ax.axhspan(-within, within, color="C2", alpha=0.15, lw=0, label=f"within {within:g}")
+    data = [deviation[np.isfinite(deviation[:, i]), i] for i in used]
+    ax.boxplot(data, showfliers=False)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(range(1, len(used) + 1), [names[i] for i in used], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("(predicted − observed) / scale")
+    valid = np.isfinite(deviation[:, used]).all(1).mean() if used else 0.0
+    ax.set_title(f"posterior predictive features ({len(deviation)} draws, {valid:.0%} valid)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def correlation_matrix(corr, names, *, path=None, title="conditional correlations"):
     d = len(names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * d, 0.8 + 0.5 * d))

@@ -23,9 +23,11 @@ from . import plotting
 from . import priors as _priors
 from ._errors import BankError, OutputError
 from .diagnostics import (
+    closeness,
     conditional_correlations,
     coverage_error,
     expected_coverage,
+    feature_predictive,
     high_probability_path,
     posterior_predictive,
     sensitivity,
@@ -60,6 +62,7 @@ def infer(
     seed: int = 0,
     truth=None,
     observed_traces=None,
+    observed_features=None,
     bank_path=None,
     config: NPEConfig | None = None,
     num_posterior_samples: int = 10_000,
@@ -72,8 +75,11 @@ def infer(
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
-    The observation is ``observed_traces [channels, time]`` if given, otherwise a simulation at
-    ``truth`` (default: the model's published ground truth) with a key derived from ``seed``.
+    The observation, first that applies: ``observed_traces [channels, time]``; ``observed_features``
+    (a feature vector, e.g. measured from a recording by the published rules); a simulation at
+    ``truth``; the model's published recorded observation (``model.observation``, e.g. pyloric prep
+    845_082_0044); a simulation at the model's published ground truth. Without traces the posterior
+    predictive check is made on the features alone.
 
     ``analysis`` adds the posterior analysis (conditional correlations, a high-probability path
     between two posterior samples with the activity along it, and the activity after moving the
@@ -94,17 +100,21 @@ def infer(
     key = jax.random.key(seed)
     k_obs, k_bank, k_train, k_sample, k_cov, k_ppc = jax.random.split(key, 6)
 
-    if observed_traces is None:
-        truth = model.default_truth if truth is None else truth
-        if truth is None:
-            raise ValueError(f"{model.name} has no default truth: pass truth=... or observed traces")
-        truth = model.check_theta(truth, name="truth")[0]
-        observed_traces = np.asarray(simulate_traces(model, k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
-    else:
+    if observed_traces is not None:
         observed_traces = model.check_traces(observed_traces)[0]
         truth = None if truth is None else model.check_theta(truth, name="truth")[0]
-    x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
-    model.check_observation(x_o)
+        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
+    elif observed_features is not None or (truth is None and model.observation is not None):
+        x_o = np.asarray(model.observation if observed_features is None else observed_features, np.float64)
+        truth = None if truth is None else model.check_theta(truth, name="truth")[0]
+    else:
+        truth = model.default_truth if truth is None else truth
+        if truth is None:
+            raise ValueError(f"{model.name} has no default truth: pass truth=..., observed traces or features")
+        truth = model.check_theta(truth, name="truth")[0]
+        observed_traces = np.asarray(simulate_traces(model, k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
+        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
+    x_o = model.check_observation(x_o)
 
     # -- simulations and training -------------------------------------------------------------
     sequential = None
@@ -189,13 +199,23 @@ def infer(
         }
     else:  # a sequential posterior is trained for x_o only: coverage over prior draws does not apply
         metrics["coverage"] = {"max_error": float("nan"), "not_applicable": "sequential posterior (rounds > 1)"}
-    ppc = posterior_predictive(model, samples, observed_traces, k_ppc)
-    metrics["posterior_predictive"] = {
-        "rmse_median_trace": dict(zip(model.channel_names, ppc["rmse"].tolist())),
-        "rmse_trace_at_posterior_mean": dict(zip(model.channel_names, ppc["rmse_at_mean"].tolist())),
-        "rmse_draws_mean": float(ppc["rmse_draws"].mean()),
-        "num_invalid": ppc["num_invalid"],
+    train_x = bank.x[bank.valid] if sequential is None else sequential.x[sequential.valid]
+    scale = model.feature_scale if model.feature_scale is not None else train_x.std(0)
+    fpc = feature_predictive(model, samples, x_o, jax.random.fold_in(k_ppc, 2), scale=scale)
+    metrics["feature_predictive"] = {
+        "num_draws": fpc["num_draws"], "valid": fpc["valid"], "close": fpc["close"], "within": fpc["within"],
+        "scale": "model.feature_scale" if model.feature_scale is not None else "std of the simulated features",
+        "median_abs_deviation": dict(zip(model.feature_names, fpc["median_abs_deviation"].tolist())),
     }
+    ppc = None
+    if observed_traces is not None:
+        ppc = posterior_predictive(model, samples, observed_traces, k_ppc)
+        metrics["posterior_predictive"] = {
+            "rmse_median_trace": dict(zip(model.channel_names, ppc["rmse"].tolist())),
+            "rmse_trace_at_posterior_mean": dict(zip(model.channel_names, ppc["rmse_at_mean"].tolist())),
+            "rmse_draws_mean": float(ppc["rmse_draws"].mean()),
+            "num_invalid": ppc["num_invalid"],
+        }
     diagnostics_s = time.perf_counter() - t0
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -203,19 +223,23 @@ def infer(
     to_inference_data(samples, names, observed=x_o, truth=truth).to_netcdf(str(out / "posterior.nc"))
     plotting.pairplot(samples, names, truth=truth, path=out / "pairplot.png",
                       title=f"{model.name}: posterior from {num_sims} simulations")
-    times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
-    plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
-    figures = ["pairplot.png", "ppc.png", "training.png"]
+    plotting.feature_deviations(fpc["deviation"], model.feature_names, fpc["within"], path=out / "ppc_features.png")
+    figures = ["pairplot.png", "ppc_features.png", "training.png"]
+    if ppc is not None:
+        times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
+        plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
+        figures.insert(1, "ppc.png")
     if analysis:
         t0 = time.perf_counter()
-        metrics["analysis"] = _posterior_analysis(model, posterior, x_o, samples, jax.random.fold_in(k_ppc, 1), out)
+        metrics["analysis"] = _posterior_analysis(model, posterior, x_o, samples, jax.random.fold_in(k_ppc, 1), out,
+                                                  scale=scale)
         metrics["analysis"]["seconds"] = time.perf_counter() - t0
         figures += ["conditional_correlations.png", "path.png", "perturbations.png"]
     if cov is not None:
         plotting.calibration(cov, names, path=out / "calibration.png")
         figures.insert(2, "calibration.png")
     plotting.training_curve(history, path=out / "training.png")
-    np.savez(out / "observation.npz", traces=observed_traces, features=x_o,
+    np.savez(out / "observation.npz", traces=np.zeros((0, 0)) if observed_traces is None else observed_traces, features=x_o,
              feature_names=np.array(model.feature_names))
     metrics["timings"] = {
         "simulate_s": simulate_s,
@@ -233,7 +257,7 @@ def infer(
     return metrics
 
 
-def _posterior_analysis(model, posterior, x_o, samples, key, out: Path) -> dict:
+def _posterior_analysis(model, posterior, x_o, samples, key, out: Path, *, scale) -> dict:
     """Conditional correlations, a path between two samples, perturbations; figures into ``out``."""
     names = model.param_names
     log_prob = posterior.log_prob_fn(x_o)
@@ -257,7 +281,11 @@ def _posterior_analysis(model, posterior, x_o, samples, key, out: Path) -> dict:
     low, high = (None, None) if box is None else box
     path = high_probability_path(log_prob, mode, far, low=low, high=high, loc=samples.mean(0),
                                  scale=samples.std(0) + 1e-6, num_points=20, steps=800)
-    k_path, k_pert = jax.random.split(key)
+    k_path, k_pert, k_close = jax.random.split(key, 3)
+    # does the activity stay close to the observation along the path (and along the straight line)?
+    line = np.linspace(0.0, 1.0, len(path.points))[:, None] * (far - mode) + mode
+    near = closeness(model, np.concatenate([path.points, line]), x_o, k_close, scale=scale)
+    on_path, on_line = np.split(near["close"], 2)
     at = path.points[np.linspace(0, len(path.points) - 1, 5).round().astype(int)]
     channel = 0
     traces = np.asarray(simulate_traces(model, k_path, jnp.asarray(at, jnp.float32)))[:, channel]
@@ -281,7 +309,9 @@ def _posterior_analysis(model, posterior, x_o, samples, key, out: Path) -> dict:
     return {
         "conditional_correlation": {a: dict(zip(names, row.tolist())) for a, row in zip(names, corr)},
         "path": {"start": dict(zip(names, mode.tolist())), "end": dict(zip(names, far.tolist())),
-                 "min_log_prob": float(path.log_prob.min()), "min_log_prob_straight_line": float(path.straight_log_prob.min())},
+                 "min_log_prob": float(path.log_prob.min()), "min_log_prob_straight_line": float(path.straight_log_prob.min()),
+                 "posterior_log_prob_quantile_05": float(np.quantile(lp, 0.05)),
+                 "share_close_along_path": float(on_path.mean()), "share_close_along_straight_line": float(on_line.mean())},
         "sensitivity": {
             "point": dict(zip(names, mode.tolist())),
             "hessian_eigenvalues_box_scaled": sens.eigenvalues.tolist(),

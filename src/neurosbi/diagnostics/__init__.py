@@ -9,4 +9,6 @@ from .posterior_analysis import conditional_correlations as conditional_correlat
 from .posterior_analysis import conditional_density as conditional_density
 from .posterior_analysis import high_probability_path as high_probability_path
 from .posterior_analysis import sensitivity as sensitivity
+from .predictive import closeness as closeness
+from .predictive import feature_predictive as feature_predictive
 from .predictive import posterior_predictive as posterior_predictive

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,4 +45,54 @@ def posterior_predictive(model, samples, observed_traces, key, *, num_draws: int
         "high": np.quantile(good, 0.95, axis=0),
         "num_invalid": int((~finite).sum()),
         "at_mean": at_mean,
+    }
+
+
+def closeness(model, theta, x_o, key, *, scale, within: float = 2.0) -> dict:
+    """Simulate the features at each row of ``theta`` and compare them with the observed ``x_o``.
+
+    The deviation of each feature is in units of ``scale`` (per feature; NaN leaves a feature out of
+    the test): for the pyloric network the spread of the rhythm across preparations, else the spread
+    of the simulated features. A simulation is *close* when it is valid and every scaled feature lies
+    within ``within`` of the observation.
+
+    Returns:
+        ``x`` (features), ``deviation`` (scaled, ``[n, features]``), ``valid`` and ``close`` (boolean ``[n]``).
+    """
+    from ..simulate import simulate
+
+    theta = np.asarray(theta)
+    bank = simulate(model, len(theta), key, theta=theta, chunk_size=len(theta), progress=False)
+    scale = np.asarray(scale, np.float64)
+    used = np.isfinite(scale) & (scale > 0)
+    deviation = (bank.x - np.asarray(x_o)) / np.where(used, scale, 1.0)
+    deviation[:, ~used] = np.nan
+    with np.errstate(invalid="ignore"):
+        close = bank.valid & np.all(np.abs(deviation[:, used]) <= within, axis=1)
+    return {"x": bank.x, "deviation": deviation, "valid": bank.valid, "close": close}
+
+
+def feature_predictive(model, samples, x_o, key, *, scale, num_draws: int = 200, within: float = 2.0) -> dict:
+    """``closeness`` at ``num_draws`` posterior draws (see there), summarised.
+
+    Returns:
+        ``deviation`` (scaled, ``[draws, features]``), ``valid`` (share of finite simulations),
+        ``close`` (share of close draws), ``median_abs_deviation`` per feature (valid draws), ``num_draws``.
+    """
+    samples = np.asarray(samples)
+    k_pick, k_sim = jax.random.split(key)
+    n = min(num_draws, samples.shape[0])
+    idx = np.asarray(jax.random.choice(k_pick, samples.shape[0], (n,), replace=False))
+    res = closeness(model, samples[idx], x_o, k_sim, scale=scale, within=within)
+    dev = res["deviation"][res["valid"]]
+    with warnings.catch_warnings():  # features without a scale are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median_abs = np.nanmedian(np.abs(dev), axis=0) if len(dev) else np.full(dev.shape[1], np.nan)
+    return {
+        "deviation": res["deviation"],
+        "valid": float(res["valid"].mean()),
+        "close": float(res["close"].mean()),
+        "within": within,
+        "median_abs_deviation": median_abs,
+        "num_draws": n,
     }

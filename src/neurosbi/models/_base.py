@@ -81,6 +81,18 @@ class Model(eqx.Module):
         raise NotImplementedError
 
     @property
+    def observation(self) -> np.ndarray | None:
+        """A published *recorded* observation (features), when the model has one: ``infer``'s default
+        then. Models whose published observation is a simulation at ``default_truth`` return None."""
+        return None
+
+    @property
+    def feature_scale(self) -> np.ndarray | None:
+        """Per-feature scale of the observation's noise, when known (NaN where not): the unit in
+        which posterior predictive features are compared with the observation."""
+        return None
+
+    @property
     def channel_names(self) -> tuple[str, ...]:
         return ()
 

@@ -207,6 +207,11 @@ class Pyloric(Model):
         return EXPERIMENTAL_STD.copy()
 
     @property
+    def feature_scale(self) -> np.ndarray:
+        """The experimental standard deviations for the 15 rhythm features, NaN for the rest."""
+        return np.concatenate([EXPERIMENTAL_STD, np.full(len(self.feature_names) - 15, np.nan)])
+
+    @property
     def channel_names(self):
         return tuple(f"V_{n}" for n in NEURONS)
 
