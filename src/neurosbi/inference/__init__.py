@@ -1,5 +1,9 @@
 """Estimators: each returns a distribution (sample / log_prob) or a point estimate."""
 
+from .embedding import DeepSet as DeepSet
+from .embedding import TraceCNN as TraceCNN
+from .embedding import deep_set as deep_set
+from .embedding import trace_cnn as trace_cnn
 from .npe import NPEConfig as NPEConfig
 from .npe import Posterior as Posterior
 from .npe import TrainingHistory as TrainingHistory

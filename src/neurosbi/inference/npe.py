@@ -43,6 +43,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import priors as _priors
 from .._errors import ObservationError, ShapeError, TrainingError
+from .embedding import EmbeddedFlow, build_embedding
 
 _FORMAT = "neurosbi-posterior-1"
 
@@ -254,6 +255,7 @@ class Posterior(eqx.Module):
             "config": self.config.__dict__,
             "prior": self.prior_spec,
             "bounded": self.low is not None,
+            "embedding": self.flow.embedding.spec() if isinstance(self.flow, EmbeddedFlow) else None,
         }
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, self)
@@ -298,8 +300,14 @@ def load_posterior(path: str | os.PathLike) -> Posterior:
         config = NPEConfig(**header["config"])
         dim, n_features = len(header["param_names"]), header["num_features"]
         bounded = header["bounded"]
+        spec = header.get("embedding")
+        if spec is None:
+            flow = _build_flow(jax.random.key(0), config, dim, n_features)
+        else:
+            flow = EmbeddedFlow(_build_flow(jax.random.key(0), config, dim, spec["out_features"]),
+                                build_embedding(spec, jax.random.key(1)))
         skeleton = Posterior(
-            flow=_build_flow(jax.random.key(0), config, dim, n_features),
+            flow=flow,
             theta_loc=jnp.zeros(dim), theta_scale=jnp.ones(dim),
             x_loc=jnp.zeros(n_features), x_scale=jnp.ones(n_features),
             low=jnp.zeros(dim) if bounded else None, high=jnp.ones(dim) if bounded else None,
@@ -333,6 +341,7 @@ def fit_npe(
     valid=None,
     progress: bool = True,
     num_atoms: int | None = None,
+    embedding=None,
 ) -> tuple[Posterior, TrainingHistory]:
     """Train an amortized posterior from simulations ``theta [n, dim]``, ``x [n, features]``.
 
@@ -354,6 +363,8 @@ def fit_npe(
         progress: show a progress bar.
         num_atoms: atoms per row for the atomic loss (``None``: maximum likelihood, which needs
             ``theta`` drawn from the prior or a truncated prior).
+        embedding: an embedding net (``neurosbi.inference.trace_cnn`` / ``deep_set``) that reads each
+            row of ``x`` (raw data, flattened) and is trained together with the flow.
 
     Returns:
         ``(posterior, history)``.
@@ -394,6 +405,8 @@ def fit_npe(
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
     theta_loc, theta_scale = u[tr_idx].mean(0), u[tr_idx].std(0) + 1e-6
     x_loc, x_scale = x[tr_idx].mean(0), x[tr_idx].std(0) + 1e-6
+    if embedding is not None:
+        x_loc, x_scale = (np.asarray(a) for a in embedding.shared_statistics(jnp.asarray(x_loc), jnp.asarray(x_scale)))
     zt = jnp.asarray((u - theta_loc) / theta_scale, jnp.float32)
     zx = jnp.asarray((x - x_loc) / x_scale, jnp.float32)
     # prior log density of each row (in the flow's coordinates: the logit Jacobian included)
@@ -403,7 +416,9 @@ def fit_npe(
         lp_prior = lp_prior + np.sum(np.log(p01) + np.log1p(-p01) + np.log(box[1] - box[0]), axis=1)
     lp_prior = jnp.asarray(lp_prior)
 
-    flow = _build_flow(key_init, config, dim, x.shape[1])
+    flow = _build_flow(key_init, config, dim, x.shape[1] if embedding is None else embedding.out_features)
+    if embedding is not None:
+        flow = EmbeddedFlow(flow, embedding)
     params, static = eqx.partition(flow, eqx.is_inexact_array)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=config.learning_rate)
     opt_state = optimizer.init(params)
