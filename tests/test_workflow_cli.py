@@ -157,3 +157,16 @@ def test_cli_infer_in_rounds(registered, tmp_path):
     res = runner.invoke(app, ["infer", "linear_gaussian", "--rounds", "2", "--from-bank", str(tmp_path / "x"),
                               "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "cannot be combined with rounds > 1" in res.output
+
+
+def test_infer_with_a_cnn_on_raw_traces(short_montbrio, tmp_path):
+    """``embedding="cnn"``: the bank holds every 20th trace sample and a CNN learns the summary; the
+    posterior still shrinks the prior and covers the truth of the short MPR protocol."""
+    metrics = infer(short_montbrio, out=tmp_path, num_simulations=2048, seed=0, progress=False, analysis=False,
+                    embedding="cnn", trace_every=20, num_coverage_tests=50)
+    assert metrics["model"] == "montbrio-traces" and len(metrics["model_config"]) > 1
+    shrink = np.array(list(metrics["shrinkage"].values()))
+    z = np.array(list(metrics["z_score"].values()))
+    assert np.all(shrink > 0.5) and np.all(np.abs(z) < 3.5), (shrink, z)
+    with pytest.raises(ValueError, match="embedding must be 'cnn'"):
+        infer(short_montbrio, out=tmp_path / "x", embedding="lstm")

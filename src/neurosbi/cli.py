@@ -98,6 +98,9 @@ def infer_cmd(
     flow: str = typer.Option("maf", help="maf or nsf"),
     rounds: int = typer.Option(1, help="simulation rounds focused on the observation (1 = amortized NPE)"),
     method: str = typer.Option("tsnpe", help="sequential method when --rounds > 1: tsnpe or apt"),
+    embedding: Optional[str] = typer.Option(
+        None, help="cnn: learn the summary from the raw traces with a causal 1-D CNN trained with the flow"),
+    every: int = typer.Option(10, help="with --embedding: keep every N-th trace sample"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
@@ -107,7 +110,8 @@ def infer_cmd(
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
-                        config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method)
+                        config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method,
+                        embedding=embedding, trace_every=every)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")

@@ -33,8 +33,8 @@ from .diagnostics import (
     sensitivity,
     zscore_shrinkage,
 )
-from .inference import NPEConfig, fit_npe, sequential_npe, to_inference_data
-from .models import Model, simulate_traces
+from .inference import NPEConfig, fit_npe, sequential_npe, to_inference_data, trace_cnn
+from .models import Model, RawTraces, simulate_traces
 from .report import write_report
 from .simulate import DEFAULT_CHUNK, load_bank, simulate
 
@@ -72,6 +72,8 @@ def infer(
     rounds: int = 1,
     method: str = "tsnpe",
     analysis: bool = True,
+    embedding: str | None = None,
+    trace_every: int = 10,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
@@ -88,6 +90,10 @@ def infer(
     ``rounds`` > 1 spends ``num_simulations`` in that many equal rounds with ``method``
     (``"tsnpe"`` or ``"apt"``).
 
+    ``embedding="cnn"`` learns the summary instead of using the model's features: the simulations
+    keep every ``trace_every``-th sample of the traces (``RawTraces``) and a causal 1-D CNN
+    (``trace_cnn``) is trained together with the flow.
+
     Returns:
         The metrics dictionary written to ``out/metrics.json``.
     """
@@ -95,6 +101,19 @@ def infer(
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if rounds > 1 and bank_path is not None:
         raise ValueError("--from-bank trains once from an existing bank; it cannot be combined with rounds > 1")
+    net = None
+    if embedding is not None:
+        if embedding != "cnn":
+            raise ValueError(f"embedding must be 'cnn' (a 1-D CNN on the traces), got {embedding!r}")
+        if observed_features is not None or (observed_traces is None and truth is None and model.observation is not None):
+            raise ValueError("an embedding net reads traces: pass observed traces or a truth to simulate, "
+                             "not a feature vector")
+        model = model if isinstance(model, RawTraces) else RawTraces(model, every=trace_every)
+        widths, length = (8, 16, 32), model.samples_per_channel
+        while len(widths) > 1 and length // 4 ** len(widths) < 8:  # keep >= 8 positions after the strides
+            widths = widths[:-1]
+        net = trace_cnn(jax.random.fold_in(jax.random.key(seed), 99), channels=len(model.channel_names),
+                        length=length, widths=widths)
     t_start = time.perf_counter()
     out = prepare_output(out)
     key = jax.random.key(seed)
@@ -121,7 +140,7 @@ def infer(
     if rounds > 1:
         sequential = sequential_npe(
             model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
-            method=method, config=config, chunk_size=chunk_size, progress=progress,
+            method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net,
         )
         posterior, history = sequential.posterior, sequential.history
         simulate_s = sum(r.simulate_s for r in sequential.rounds)
@@ -148,7 +167,7 @@ def infer(
         t0 = time.perf_counter()
         posterior, history = fit_npe(
             bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
-            param_names=model.param_names, valid=bank.valid[train_idx], progress=progress,
+            param_names=model.param_names, valid=bank.valid[train_idx], progress=progress, embedding=net,
         )
         train_s = time.perf_counter() - t0
         num_sims, num_invalid, sim_stats = len(bank), bank.num_invalid, bank.stats

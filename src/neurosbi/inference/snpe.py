@@ -102,6 +102,7 @@ def sequential_npe(
     epsilon: float = 1e-4,
     chunk_size: int = 1024,
     progress: bool = True,
+    embedding=None,
 ) -> SequentialResult:
     """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
 
@@ -117,6 +118,7 @@ def sequential_npe(
         epsilon: TSNPE truncation: the prior is kept where ``log q`` exceeds its ``epsilon`` quantile.
         chunk_size: simulations per compiled call.
         progress: progress bars.
+        embedding: an embedding net trained with the flow in every round (see ``fit_npe``).
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
@@ -152,6 +154,7 @@ def sequential_npe(
         posterior, history = fit_npe(
             np.concatenate(thetas), np.concatenate(xs), prior, key=k_train, config=config,
             param_names=model.param_names, valid=np.concatenate(valids), progress=progress, num_atoms=atoms,
+            embedding=embedding,
         )
         train_s = time.perf_counter() - t0
         samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from .._errors import UnknownModelError
 from ._base import FunctionModel as FunctionModel
 from ._base import Model as Model
+from ._base import RawTraces as RawTraces
 from ._base import from_function as from_function
 from ._base import simulate_traces as simulate_traces
 from .hh import HodgkinHuxley as HodgkinHuxley

@@ -270,3 +270,80 @@ def from_function(
         _feature_names=tuple(f"x_{i}" for i in range(n_features)),
         _truth=None if truth is None else jnp.asarray(truth, jnp.float32),
     )
+
+
+class RawTraces(Model):
+    """``model`` with its traces, every ``every``-th sample, as the features: the input of an
+    embedding net (``neurosbi.inference.trace_cnn``) instead of hand-crafted summaries.
+
+    The features are ``traces[:, :, ::every]`` flattened channel by channel; simulation, prior and
+    parameters are ``model``'s.
+
+    Example:
+        >>> raw = RawTraces(HodgkinHuxley(), every=10)  # 1,201 samples per trace
+    """
+
+    model: Model
+    every: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        if not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(f"every must be a positive integer, got {self.every!r}")
+        if self.model.trace_shape is None:
+            raise ValueError(f"{self.model.name} does not declare its trace shape; RawTraces needs it")
+
+    @property
+    def name(self):
+        return f"{self.model.name}-traces"
+
+    @property
+    def per_simulation_keys(self):
+        return self.model.per_simulation_keys
+
+    @property
+    def param_names(self):
+        return self.model.param_names
+
+    @property
+    def param_units(self):
+        return self.model.param_units
+
+    @property
+    def prior(self):
+        return self.model.prior
+
+    @property
+    def default_truth(self):
+        return self.model.default_truth
+
+    @property
+    def channel_names(self):
+        return self.model.channel_names
+
+    @property
+    def dt(self):
+        return self.model.dt
+
+    @property
+    def trace_shape(self):
+        return self.model.trace_shape
+
+    @property
+    def samples_per_channel(self) -> int:
+        return len(range(0, self.model.trace_shape[1], self.every))
+
+    @property
+    def feature_names(self):
+        return tuple(f"{c}[{i}]" for c in self.channel_names for i in range(0, self.model.trace_shape[1], self.every))
+
+    def config(self):
+        return {"model": self.model.name, **self.model.config(), "every": self.every}
+
+    def simulate(self, key, theta):
+        return self.model.simulate(key, theta)
+
+    def features(self, traces):
+        return traces[:, :, :: self.every].reshape(traces.shape[0], -1)
+
+    def simulate_features(self, key, theta):
+        return self.features(self.simulate(key, theta))
