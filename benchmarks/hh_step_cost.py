@@ -39,8 +39,8 @@ class _SumOnly(HHSummary):
     def online_init(self, v0):
         return {"sum": v0}
 
-    def online_update(self, acc, v, s):
-        return {"sum": acc["sum"] + v}
+    def online_group(self, acc, vs, s_first):
+        return {"sum": acc["sum"] + sum(vs)}
 
     def online_finish(self, acc):
         return jnp.repeat(acc["sum"][:, None], 7, axis=1)

@@ -244,9 +244,11 @@ class HodgkinHuxley(Model):
             def group(carry, xs):
                 state, acc = carry
                 g, xi_group = xs
+                vs = []
                 for j in range(_GROUP):
                     state = self._step(state, params, current, xi_group[j])
-                    acc = summary.online_update(acc, state[0], b * _BLOCK + g * _GROUP + j + 1)
+                    vs.append(state[0])
+                acc = summary.online_group(acc, vs, b * _BLOCK + g * _GROUP + 1)
                 return (state, acc), None
 
             carry, _ = lax.scan(group, (state, acc), (jnp.arange(_BLOCK // _GROUP), xi))
