@@ -71,3 +71,28 @@ def test_bad_sequential_options(linear3):
         sequential_npe(linear3, X_O, key=jax.random.key(0), rounds=2, simulations_per_round=[100])
     with pytest.raises(ValueError, match="num_atoms must be at least 2"):
         fit_npe(np.zeros((30, 3)), np.zeros((30, 3)), linear3.prior, key=jax.random.key(0), num_atoms=1)
+
+
+def _gated(key, theta):
+    """x = θ + noise, undefined (NaN) unless |θ₁| < 1: two thirds of the U[-3, 3]² prior is invalid."""
+    x = theta + NOISE * jax.random.normal(key, theta.shape)
+    return jnp.where(jnp.abs(theta[:, 1:2]) < 1.0, x, jnp.nan)
+
+
+def test_validity_classifier_and_restricted_rounds():
+    from neurosbi.inference import fit_validity
+
+    model = from_function(_gated, priors.box_uniform([-3.0, -3.0], [3.0, 3.0]), name="gated")
+    theta = np.asarray(model.prior.sample(jax.random.key(0), (4000,)))
+    valid = np.abs(theta[:, 1]) < 1.0
+    validity = fit_validity(theta, valid, jax.random.key(1))
+    test = np.asarray(model.prior.sample(jax.random.key(2), (20_000,)))
+    ok = np.abs(test[:, 1]) < 1.0
+    accepted = validity.accept(test)
+    assert accepted[ok].mean() > 0.97  # keeps the valid region ...
+    assert accepted[~ok].mean() < 0.05  # ... and rejects most of the rest
+    res = sequential_npe(model, np.array([0.5, 0.2]), key=jax.random.key(3), rounds=2, simulations_per_round=1500,
+                         config=NPEConfig(batch_size=128), restrict=True, progress=False)
+    first, second = res.rounds
+    assert first.num_invalid > 900 and first.restriction["valid_fraction"] < 0.4
+    assert second.num_invalid < 0.05 * second.num_simulations and "predicted-valid" in second.proposal

@@ -10,6 +10,8 @@ from .npe import TrainingHistory as TrainingHistory
 from .npe import fit_npe as fit_npe
 from .npe import load_posterior as load_posterior
 from .npe import to_inference_data as to_inference_data
+from .restriction import Validity as Validity
+from .restriction import fit_validity as fit_validity
 from .snpe import RoundReport as RoundReport
 from .snpe import SequentialResult as SequentialResult
 from .snpe import sequential_npe as sequential_npe

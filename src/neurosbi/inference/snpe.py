@@ -30,6 +30,7 @@ from rich.console import Console
 from .._errors import ObservationError
 from ..simulate import simulate
 from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
+from .restriction import fit_validity
 
 _console = Console(stderr=True)
 
@@ -49,6 +50,7 @@ class RoundReport:
     validation_loss: float
     posterior_mean: list[float]
     posterior_std: list[float]
+    restriction: dict | None = None  # the validity classifier fitted after this round, if any
 
 
 @dataclass
@@ -65,10 +67,11 @@ class SequentialResult:
 
 
 def truncated_prior_sample(prior, posterior: Posterior, x_o, key, n: int, *, epsilon: float = 1e-4,
-                           num_reference: int = 20_000, max_draws: int = 50_000_000):
+                           num_reference: int = 20_000, max_draws: int = 50_000_000, accept=None):
     """``n`` prior draws inside the ``1 - epsilon`` highest-probability region of ``posterior`` at
-    ``x_o``; also returns the acceptance rate. Raises when the region holds too little prior mass to
-    sample by rejection (then ``method="apt"`` is the tool)."""
+    ``x_o`` (and where ``accept(theta)`` is True, if given: the predicted-valid region); also returns
+    the acceptance rate. Raises when the region holds too little prior mass to sample by rejection
+    (then ``method="apt"`` is the tool)."""
     k_ref, key = jax.random.split(key)
     reference = posterior.sample(k_ref, num_reference, x_o)
     threshold = float(jnp.quantile(posterior.log_prob(reference, x_o), epsilon))
@@ -81,12 +84,30 @@ def truncated_prior_sample(prior, posterior: Posterior, x_o, key, n: int, *, eps
                 f"{accepted} of {drawn} prior draws accepted; use method='apt' for so narrow a posterior"
             )
         key, k = jax.random.split(key)
-        theta = prior.sample(k, (batch,))
-        inside = np.asarray(posterior.log_prob(theta, x_o) >= threshold)
-        kept.append(np.asarray(theta)[inside])
+        theta = np.asarray(prior.sample(k, (batch,)))
+        if accept is not None:
+            theta = theta[accept(theta)]
+        inside = np.asarray(posterior.log_prob(jnp.asarray(theta), x_o) >= threshold) if len(theta) else np.zeros(0, bool)
+        kept.append(theta[inside])
         accepted += int(inside.sum())
         drawn += batch
     return np.concatenate(kept)[:n], accepted / drawn
+
+
+def _posterior_proposal(posterior, x_o, key, n, accept, max_rounds: int = 50):
+    """``n`` posterior draws at ``x_o``, inside the predicted-valid region if ``accept`` is given."""
+    if accept is None:
+        return np.asarray(posterior.sample(key, n, x_o)), "posterior"
+    kept, total = [], 0
+    for i in range(max_rounds):
+        theta = np.asarray(posterior.sample(jax.random.fold_in(key, i), 2 * n, x_o))
+        theta = theta[accept(theta)]
+        kept.append(theta)
+        total += len(theta)
+        if total >= n:
+            return np.concatenate(kept)[:n], "posterior in the predicted-valid region"
+    raise ObservationError("the posterior puts almost no mass where simulations are predicted valid; "
+                           "run without restrict")
 
 
 def sequential_npe(
@@ -103,6 +124,7 @@ def sequential_npe(
     chunk_size: int = 1024,
     progress: bool = True,
     embedding=None,
+    restrict: bool = False,
 ) -> SequentialResult:
     """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
 
@@ -119,6 +141,9 @@ def sequential_npe(
         chunk_size: simulations per compiled call.
         progress: progress bars.
         embedding: an embedding net trained with the flow in every round (see ``fit_npe``).
+        restrict: after each round, train a classifier of valid vs invalid simulations on all so
+            far and propose later rounds only where it predicts valid (``fit_validity``; Deistler et
+            al. 2022); for models where most of the prior gives undefined features (pyloric).
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
@@ -131,16 +156,19 @@ def sequential_npe(
     prior = model.prior
     thetas, xs, valids, reports = [], [], [], []
     posterior = history = None
+    validity = None
     for r in range(rounds):
         k_prop, k_sim, k_train, key = jax.random.split(jax.random.fold_in(key, r), 4)
         acceptance = None
+        accept = None if validity is None else validity.accept
         if r == 0:
             theta, proposal = None, "prior"
         elif method == "tsnpe":
-            theta, acceptance = truncated_prior_sample(prior, posterior, x_o, k_prop, budget[r], epsilon=epsilon)
-            proposal = "truncated prior"
+            theta, acceptance = truncated_prior_sample(prior, posterior, x_o, k_prop, budget[r], epsilon=epsilon,
+                                                       accept=accept)
+            proposal = "truncated prior" + (" in the predicted-valid region" if accept else "")
         else:
-            theta, proposal = np.asarray(posterior.sample(k_prop, budget[r], x_o)), "posterior"
+            theta, proposal = _posterior_proposal(posterior, x_o, k_prop, budget[r], accept)
         t0 = time.perf_counter()
         bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
                         progress=progress)
@@ -158,11 +186,18 @@ def sequential_npe(
         )
         train_s = time.perf_counter() - t0
         samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))
+        restriction = None
+        all_valid = np.concatenate(valids)
+        if restrict and r + 1 < rounds and (~all_valid).any():
+            validity = fit_validity(np.concatenate(thetas), all_valid, jax.random.fold_in(k_train, 2))
+            restriction = {"valid_fraction": validity.valid_fraction, "kept_invalid": validity.kept_invalid,
+                           "threshold": validity.threshold}
         report = RoundReport(
             round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid, proposal=proposal,
             acceptance=acceptance, simulate_s=simulate_s, train_s=train_s, epochs=history.epochs,
             validation_loss=history.validation_loss[history.best_epoch],
             posterior_mean=samples.mean(0).tolist(), posterior_std=samples.std(0).tolist(),
+            restriction=restriction,
         )
         if progress:
             _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
