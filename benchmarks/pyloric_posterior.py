@@ -1,6 +1,7 @@
 """Pyloric network, 31 parameters, fitted to preparation 845_082_0044 (Gonçalves et al. 2020, Fig. 5).
 
-Truncated sequential NPE with a stated simulation budget; then, at the observation:
+Truncated sequential NPE with a stated simulation budget, later rounds restricted to the region a
+classifier predicts to give valid (pyloric-defined) features; then, at the observation:
 
 - the share of posterior samples whose simulated rhythm is pyloric-like with all 15 rhythm features
   within 2 experimental standard deviations of the observation (goal: >= 70 % with <= 200k
@@ -63,7 +64,7 @@ def main():
     config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
     t0 = time.perf_counter()
     result = sequential_npe(model, x_o, key=k_seq, rounds=len(a.rounds), simulations_per_round=a.rounds,
-                            method="tsnpe", config=config, progress=False)
+                            method="tsnpe", config=config, restrict=True, progress=False)
     infer_s = time.perf_counter() - t0
     posterior = result.posterior
 
