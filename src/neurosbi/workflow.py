@@ -88,7 +88,8 @@ def infer(
     posterior mode along its most sensitive and most robust directions), with three figures.
 
     ``rounds`` > 1 spends ``num_simulations`` in that many equal rounds with ``method``
-    (``"tsnpe"`` or ``"apt"``).
+    (``"tsnpe"`` or ``"apt"``); when many simulations are invalid, later rounds are proposed only
+    where a classifier predicts valid features (``sequential_npe(..., restrict=True)``).
 
     ``embedding="cnn"`` learns the summary instead of using the model's features: the simulations
     keep every ``trace_every``-th sample of the traces (``RawTraces``) and a causal 1-D CNN
@@ -140,7 +141,7 @@ def infer(
     if rounds > 1:
         sequential = sequential_npe(
             model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
-            method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net,
+            method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net, restrict=True,
         )
         posterior, history = sequential.posterior, sequential.history
         simulate_s = sum(r.simulate_s for r in sequential.rounds)

@@ -33,6 +33,7 @@ from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
 from .restriction import fit_validity
 
 _console = Console(stderr=True)
+RESTRICT_ABOVE = 0.05  # share of invalid simulations above which ``restrict`` fits the classifier
 
 
 @dataclass
@@ -141,9 +142,10 @@ def sequential_npe(
         chunk_size: simulations per compiled call.
         progress: progress bars.
         embedding: an embedding net trained with the flow in every round (see ``fit_npe``).
-        restrict: after each round, train a classifier of valid vs invalid simulations on all so
-            far and propose later rounds only where it predicts valid (``fit_validity``; Deistler et
-            al. 2022); for models where most of the prior gives undefined features (pyloric).
+        restrict: after each round in which more than ``RESTRICT_ABOVE`` (5 %) of all simulations so
+            far were invalid, train a classifier of valid vs invalid on them and propose later rounds
+            only where it predicts valid (``fit_validity``; Deistler et al. 2022); for models where
+            much of the prior gives undefined features (pyloric: 99 %).
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
@@ -188,7 +190,7 @@ def sequential_npe(
         samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))
         restriction = None
         all_valid = np.concatenate(valids)
-        if restrict and r + 1 < rounds and (~all_valid).any():
+        if restrict and r + 1 < rounds and (~all_valid).mean() > RESTRICT_ABOVE:
             validity = fit_validity(np.concatenate(thetas), all_valid, jax.random.fold_in(k_train, 2))
             restriction = {"valid_fraction": validity.valid_fraction, "kept_invalid": validity.kept_invalid,
                            "threshold": validity.threshold}
