@@ -262,3 +262,37 @@ def test_online_features_equal_the_trace_features(hh, simulate_features):
     assert ok.mean() > 0.95 and want[ok, 0].max() > 3  # mostly valid, some spiking
     np.testing.assert_array_equal(fused[ok, 0], want[ok, 0])
     np.testing.assert_allclose(fused[ok, 1:], want[ok, 1:], rtol=5e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("theta", [TRUTH, OTHERS[1]])
+def test_agrees_with_jaxley_pospischil_channels(hh, theta):
+    """σ = 0: the same neuron built from Jaxley's Pospischil channels (a soma cylinder of the same area,
+    0.5 nA step), Jaxley's implicit voltage update at 0.01 ms in float64: same spike count, resting
+    potential within 0.05 mV, stimulus-window mean within 2 %. Runs where the optional extra is
+    installed (``pip install jaxley``)."""
+    jx = pytest.importorskip("jaxley")
+    from jaxley.channels.pospischil import K, Km, Leak, Na
+
+    theta = theta.copy()
+    theta[6] = 0.0
+    with jax.enable_x64(True):
+        cell = jx.Compartment()
+        for channel in (Na(), K(), Leak(), Km()):
+            cell.insert(channel)
+        cell.set("radius", 35.0)  # µm: 2π r L = π (70 µm)², the published soma area
+        cell.set("length", 70.0)
+        for name, value in (("Na_gNa", theta[0] * 1e-3), ("K_gK", theta[1] * 1e-3), ("Leak_gLeak", theta[2] * 1e-3),
+                            ("Km_gKm", theta[3] * 1e-3), ("Km_taumax", theta[4]), ("vt", -theta[5]),
+                            ("Leak_eLeak", -theta[7]), ("eNa", 53.0), ("eK", -107.0), ("v", -70.0)):
+            cell.set(name, value)
+        cell.init_states()
+        # Jaxley 0.14's Km.init_state reads (p_inf, tau_p) as (alpha, beta): start p at p_inf(-70 mV)
+        cell.set("Km_p", 1.0 / (1.0 + math.exp(-0.1 * (-70.0 + 35.0))))
+        cell.stimulate(jx.step_current(i_delay=10.0, i_dur=100.0, i_amp=0.5, delta_t=0.01, t_max=120.0))
+        cell.record("v", verbose=False)
+        reference = np.asarray(jx.integrate(cell, delta_t=0.01))[0, :12001]
+    got = np.asarray(jax.jit(hh.simulate_features)(jax.random.key(0), jnp.asarray(theta[None], jnp.float32)))[0]
+    want = _published_features(reference)
+    assert got[0] == want[0]
+    assert abs(got[1] - want[1]) < 0.05
+    assert abs(got[3] - want[3]) < 0.02 * abs(want[3])
