@@ -101,3 +101,28 @@ def test_a_posterior_with_no_mass_in_the_box_is_counted_not_fatal():
 
     cov = expected_coverage(post, jnp.asarray([[0.5, 0.5], [0.9, 0.9]]), far, jax.random.key(5), num_samples=100)
     assert cov["num_failed"] == 1 and cov["joint"][-1] <= 0.5
+
+
+def test_ensemble_is_the_mixture_of_its_members(gaussian_model, tmp_path):
+    """Three flows trained together: the analytic posterior; log_prob is the log of the members' mean
+    density (normalised); save / load keeps every member."""
+    bank = simulate(gaussian_model, 4000, jax.random.key(5), chunk_size=2000, progress=False)
+    post, _ = fit_npe(bank.theta, bank.x, gaussian_model.prior, key=jax.random.key(6),
+                      config=NPEConfig(max_epochs=200, ensemble=3), progress=False)
+    x_o = jnp.asarray([0.5, -1.0])
+    s = np.asarray(post.sample(jax.random.key(7), 20_000, x_o))
+    np.testing.assert_allclose(s.mean(0), 0.8 * np.asarray(x_o), atol=0.06)
+    np.testing.assert_allclose(s.std(0), np.sqrt(0.2), rtol=0.1)
+    theta = jnp.asarray(s[:100])
+    z = (theta - post.theta_loc) / post.theta_scale
+    members = post.flow.member_log_probs(z, jnp.broadcast_to(post._standardize_x(x_o), (100, 2)))
+    mean_density = np.log(np.exp(np.asarray(members)).mean(0)) - float(jnp.sum(jnp.log(post.theta_scale)))
+    np.testing.assert_allclose(np.asarray(post.log_prob(theta, x_o)), mean_density, rtol=1e-4, atol=1e-4)
+    assert np.ptp(np.asarray(members), axis=0).max() > 1e-3  # the members differ
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 121), np.linspace(-4, 2, 121)), -1).reshape(-1, 2)
+    mass = np.exp(np.asarray(post.log_prob(jnp.asarray(grid), x_o))).sum() * (6 / 120) ** 2
+    assert abs(mass - 1.0) < 0.02
+    post.save(tmp_path / "e.eqx")
+    np.testing.assert_array_equal(load_posterior(tmp_path / "e.eqx").log_prob(theta, x_o), post.log_prob(theta, x_o))
+    with pytest.raises(ValueError, match="ensemble"):
+        NPEConfig(ensemble=0)
