@@ -88,15 +88,17 @@ def simulate_cmd(
 @app.command("infer")
 def infer_cmd(
     model: str = typer.Argument("montbrio", help="model name (see `neurosbi models`)"),
-    num_simulations: int = typer.Option(10_000, "--num-simulations", help="simulation budget"),
+    num_simulations: Optional[int] = typer.Option(
+        None, "--num-simulations", help="simulation budget (default 10000; pyloric 20000)"),
     observe: Optional[str] = typer.Option(None, help="montbrio: rv (r and v) or v (missing-data case)"),
     noise: Optional[float] = typer.Option(None, help="montbrio noise sigma (default 0.1; 0 = deterministic)"),
     autocorr: bool = typer.Option(False, "--autocorr", help=_AUTOCORR_HELP),
     seed: int = typer.Option(0, help="PRNG seed"),
     from_bank: Optional[Path] = typer.Option(None, "--from-bank", help="train from an existing Zarr bank"),
     out: Path = typer.Option(Path("neurosbi-out"), "--out", help="output folder"),
-    flow: str = typer.Option("maf", help="maf or nsf"),
-    rounds: int = typer.Option(1, help="simulation rounds focused on the observation (1 = amortized NPE)"),
+    flow: Optional[str] = typer.Option(None, help="maf or nsf (default maf; pyloric nsf)"),
+    rounds: Optional[int] = typer.Option(
+        None, help="simulation rounds focused on the observation (1 = amortized NPE; default 1, pyloric 4)"),
     method: str = typer.Option("tsnpe", help="sequential method when --rounds > 1: tsnpe or apt"),
     embedding: Optional[str] = typer.Option(
         None, help="cnn: learn the summary from the raw traces with a causal 1-D CNN trained with the flow"),
@@ -109,6 +111,10 @@ def infer_cmd(
 
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
+        defaults = {"num_simulations": 10_000, "rounds": 1, "flow": "maf", **m.infer_defaults}
+        num_simulations = defaults["num_simulations"] if num_simulations is None else num_simulations
+        rounds = (1 if from_bank else defaults["rounds"]) if rounds is None else rounds
+        flow = defaults["flow"] if flow is None else flow
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
                         config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method,
                         embedding=embedding, trace_every=every)

@@ -59,6 +59,8 @@ class Model(eqx.Module):
 
     # Subclasses define ``name`` (a class variable, or a field for wrapped user functions).
     per_simulation_keys: ClassVar[bool] = False
+    # what ``neurosbi infer MODEL`` uses when the command line does not say (num_simulations, rounds, flow)
+    infer_defaults: ClassVar[dict] = {}
 
     @property
     def param_names(self) -> tuple[str, ...]:
