@@ -52,6 +52,7 @@ def main():
     p.add_argument("--eval", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", default="benchmarks/results/pyloric_path.png")
+    p.add_argument("--bank-dir", default=None, help="keep each round's bank here (resumable)")
     p.add_argument("--duration", type=float, default=11_000.0, help="ms; shorter only for a smoke test")
     p.add_argument("--one-device", action="store_true")
     a = p.parse_args()
@@ -64,7 +65,8 @@ def main():
     config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
     t0 = time.perf_counter()
     result = sequential_npe(model, x_o, key=k_seq, rounds=len(a.rounds), simulations_per_round=a.rounds,
-                            method="tsnpe", config=config, restrict=True, progress=False)
+                            method="tsnpe", config=config, restrict=True, progress=False,
+                            bank_dir=a.bank_dir)
     infer_s = time.perf_counter() - t0
     posterior = result.posterior
 

@@ -96,3 +96,13 @@ def test_validity_classifier_and_restricted_rounds():
     first, second = res.rounds
     assert first.num_invalid > 900 and first.restriction["valid_fraction"] < 0.4
     assert second.num_invalid < 0.05 * second.num_simulations and "predicted-valid" in second.proposal
+
+
+def test_rounds_are_kept_on_disk_and_reloaded(linear3, tmp_path):
+    kwargs = dict(key=jax.random.key(11), rounds=2, simulations_per_round=300, config=NPEConfig(batch_size=64, max_epochs=30),
+                  progress=False, bank_dir=tmp_path)
+    first = sequential_npe(linear3, X_O, **kwargs)
+    assert (tmp_path / "round_1.zarr").exists() and (tmp_path / "round_2.zarr").exists()
+    again = sequential_npe(linear3, X_O, **kwargs)  # every chunk is reloaded, none simulated
+    np.testing.assert_array_equal(first.theta, again.theta)
+    np.testing.assert_array_equal(first.x, again.x)

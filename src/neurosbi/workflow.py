@@ -142,6 +142,7 @@ def infer(
         sequential = sequential_npe(
             model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
             method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net, restrict=True,
+            bank_dir=out / "banks",
         )
         posterior, history = sequential.posterior, sequential.history
         simulate_s = sum(r.simulate_s for r in sequential.rounds)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import jax
@@ -126,6 +127,7 @@ def sequential_npe(
     progress: bool = True,
     embedding=None,
     restrict: bool = False,
+    bank_dir=None,
 ) -> SequentialResult:
     """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
 
@@ -146,6 +148,8 @@ def sequential_npe(
             far were invalid, train a classifier of valid vs invalid on them and propose later rounds
             only where it predicts valid (``fit_validity``; Deistler et al. 2022); for models where
             much of the prior gives undefined features (pyloric: 99 %).
+        bank_dir: keep each round's simulations in ``bank_dir/round_R.zarr``; a rerun with the same
+            arguments reloads finished rounds and resumes an interrupted one.
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
@@ -172,8 +176,9 @@ def sequential_npe(
         else:
             theta, proposal = _posterior_proposal(posterior, x_o, k_prop, budget[r], accept)
         t0 = time.perf_counter()
+        path = None if bank_dir is None else Path(bank_dir) / f"round_{r + 1}.zarr"
         bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
-                        progress=progress)
+                        progress=progress, path=path)
         simulate_s = time.perf_counter() - t0
         thetas.append(bank.theta), xs.append(bank.x), valids.append(bank.valid)
         if bank.num_invalid:
