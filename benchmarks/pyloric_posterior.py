@@ -113,7 +113,7 @@ def main():
         ax[1].plot(s, line_close.reshape(-1, repeats).mean(1), "s--", label="straight line")
         ax[1].set(xlabel="position along path", ylabel="share of runs pyloric and within 2 std", ylim=(-0.05, 1.05))
         ax[1].legend(fontsize=8)
-        fig.suptitle("Pyloric posterior at prep 845_082_0044: the two ends are connected")
+        fig.suptitle("Pyloric posterior at prep 845_082_0044: high-probability path between two posterior samples")
         fig.tight_layout()
         fig.savefig(a.figure, dpi=110)
 
