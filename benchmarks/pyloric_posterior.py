@@ -31,19 +31,18 @@ setup_devices()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-import neurosbi  # noqa: E402
 from neurosbi import priors  # noqa: E402
-from neurosbi.diagnostics import high_probability_path  # noqa: E402
+from neurosbi.diagnostics import closeness, high_probability_path  # noqa: E402
 from neurosbi.inference import NPEConfig, sequential_npe  # noqa: E402
 from neurosbi.models.pyloric import Pyloric  # noqa: E402
 
 
-def closeness(x, x_o, std):
-    """``(pyloric_like, close)``: close = pyloric-like and all 15 rhythm features within 2 std."""
-    pyloric = x[:, -1] == 1
-    with np.errstate(invalid="ignore"):
-        within = np.all(np.abs(x[:, :15] - x_o[:15]) / std <= 2.0, axis=1)
-    return pyloric, pyloric & within
+def rhythm_closeness(flagged, theta, key):
+    """``(valid, pyloric_like, close)`` of runs at ``theta``: close = pyloric-like and all 15 rhythm
+    features within 2 experimental std of the preparation (``diagnostics.closeness``)."""
+    res = closeness(flagged, theta, flagged.observation, key, scale=flagged.feature_scale)
+    pyloric = res["x"][:, -1] == 1
+    return res["valid"], pyloric, pyloric & res["close"]
 
 
 def main():
@@ -59,7 +58,7 @@ def main():
 
     model = Pyloric(duration=a.duration)
     flagged = Pyloric(duration=a.duration, pyloric_flag=True)  # same dynamics, + the pyloric-like flag, for evaluation
-    x_o, std = model.observation, model.experimental_std
+    x_o = model.observation
     key = jax.random.key(a.seed)
     k_seq, k_eval, k_path = jax.random.split(key, 3)
     config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
@@ -71,9 +70,7 @@ def main():
     posterior = result.posterior
 
     samples = np.asarray(posterior.sample(k_eval, a.eval, jnp.asarray(x_o)))
-    bank = neurosbi.simulate(flagged, a.eval, jax.random.fold_in(k_eval, 1), theta=samples, progress=False,
-                             chunk_size=min(512, a.eval))
-    pyl, close = closeness(bank.x, x_o, std)
+    valid, pyl, close = rhythm_closeness(flagged, samples, jax.random.fold_in(k_eval, 1))
 
     # the path between the densest of 2,000 samples and the most distant of the denser half
     log_prob = posterior.log_prob_fn(jnp.asarray(x_o))
@@ -87,13 +84,9 @@ def main():
     path = high_probability_path(log_prob, start, end, low=low, high=high, num_points=20, steps=800)
     repeats = 4
     at = np.repeat(path.points, repeats, axis=0)
-    path_bank = neurosbi.simulate(flagged, len(at), jax.random.fold_in(k_path, 1), theta=at, progress=False,
-                                  chunk_size=len(at))
-    path_pyl, path_close = closeness(path_bank.x, x_o, std)
+    _, path_pyl, path_close = rhythm_closeness(flagged, at, jax.random.fold_in(k_path, 1))
     line = np.linspace(0, 1, 20)[:, None] * (end - start) + start
-    line_bank = neurosbi.simulate(flagged, len(line) * repeats, jax.random.fold_in(k_path, 2),
-                                  theta=np.repeat(line, repeats, axis=0), progress=False, chunk_size=len(line) * repeats)
-    line_pyl, line_close = closeness(line_bank.x, x_o, std)
+    _, _, line_close = rhythm_closeness(flagged, np.repeat(line, repeats, axis=0), jax.random.fold_in(k_path, 2))
     q05 = float(np.quantile(lp, 0.05))
 
     if a.figure:
@@ -127,7 +120,7 @@ def main():
         "rounds": [{k: v for k, v in r.__dict__.items() if k not in ("posterior_mean", "posterior_std")}
                    for r in result.rounds],
         "flow": config.__dict__,
-        "posterior_predictive": {"num": a.eval, "valid": float(np.mean(bank.valid)), "pyloric_like": float(pyl.mean()),
+        "posterior_predictive": {"num": a.eval, "valid": float(np.mean(valid)), "pyloric_like": float(pyl.mean()),
                                  "pyloric_and_within_2_std": float(close.mean())},
         "goal_share_within_2_std": 0.70, "goal_met": bool(close.mean() >= 0.70 and sum(a.rounds) <= 200_000),
         "path": {

@@ -28,6 +28,15 @@ import jax
 import jax.numpy as jnp
 
 
+def _pooled_statistics(loc, scale, shape, axis):
+    """Per-element means and standard deviations of flat data laid out as ``shape``, pooled along
+    ``axis`` (the pooled variance is the mean of the variances plus the variance of the means)."""
+    loc, scale = loc.reshape(shape), scale.reshape(shape)
+    pooled_loc = loc.mean(axis, keepdims=True)
+    pooled_scale = jnp.sqrt((scale**2 + (loc - pooled_loc) ** 2).mean(axis, keepdims=True))
+    return jnp.broadcast_to(pooled_loc, shape).reshape(-1), jnp.broadcast_to(pooled_scale, shape).reshape(-1)
+
+
 class TraceCNN(eqx.Module):
     """1-D CNN over ``[channels, time]`` traces given flat (``channels * time`` values)."""
 
@@ -59,11 +68,7 @@ class TraceCNN(eqx.Module):
 
     def shared_statistics(self, loc, scale):
         """One location and scale per channel (over time)."""
-        loc = loc.reshape(self.channels, self.length)
-        scale = scale.reshape(self.channels, self.length)
-        loc_c = loc.mean(1, keepdims=True)
-        scale_c = jnp.sqrt((scale**2 + (loc - loc_c) ** 2).mean(1, keepdims=True))
-        return jnp.broadcast_to(loc_c, loc.shape).reshape(-1), jnp.broadcast_to(scale_c, loc.shape).reshape(-1)
+        return _pooled_statistics(loc, scale, (self.channels, self.length), axis=1)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": "trace_cnn", "channels": self.channels, "length": self.length, "widths": list(self.widths),
@@ -108,11 +113,7 @@ class DeepSet(eqx.Module):
 
     def shared_statistics(self, loc, scale):
         """One location and scale per feature (over trials)."""
-        loc = loc.reshape(self.trials, self.features)
-        scale = scale.reshape(self.trials, self.features)
-        loc_f = loc.mean(0, keepdims=True)
-        scale_f = jnp.sqrt((scale**2 + (loc - loc_f) ** 2).mean(0, keepdims=True))
-        return jnp.broadcast_to(loc_f, loc.shape).reshape(-1), jnp.broadcast_to(scale_f, loc.shape).reshape(-1)
+        return _pooled_statistics(loc, scale, (self.trials, self.features), axis=0)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": "deep_set", "trials": self.trials, "features": self.features, "width": self.width,
