@@ -13,7 +13,7 @@ import scipy.stats
 from neurosbi import PriorSupportError, ShapeError
 from neurosbi.features import HHSummary
 from neurosbi.models import get
-from neurosbi.models.hh import HodgkinHuxley, rates
+from neurosbi.models.hh import _DECAY_DEGREE, HodgkinHuxley, decay, rates
 
 TRUTH = np.array([50.0, 5.0, 0.1, 0.07, 600.0, 60.0, 0.1, 70.0])
 OTHERS = np.array([[20.0, 10.0, 0.2, 0.3, 1500.0, 50.0, 0.05, 60.0], [70.0, 2.0, 0.05, 0.02, 200.0, 70.0, 0.12, 80.0]])
@@ -97,6 +97,25 @@ def test_rates_from_one_exponential_match_the_direct_formulas():
     for (gi, gr), (wi, wr) in zip(got, want):
         np.testing.assert_allclose(np.asarray(gi), wi, rtol=2e-5, atol=1e-9)
         np.testing.assert_allclose(np.asarray(gr), wr, rtol=2e-5)
+
+
+def test_gate_decay_polynomials_are_exact_to_float32_over_the_prior():
+    """The Taylor polynomials standing in for exp(-dt (alpha + beta)) of h, n, p: within 3e-8 of the
+    exponential for every V in [-120, 80] mV and the whole prior of V_T and tau_max (float64 check)."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        v = np.linspace(-120.0, 80.0, 401)[:, None]
+        for vt in np.linspace(-90.0, -40.0, 11):
+            for tau_max in (50.0, 3000.0):
+                gates = rates(jnp.asarray(v, jnp.float64), vt, 1.0 / tau_max)
+                for (_, rate), degree in zip(gates, _DECAY_DEGREE):
+                    x = 0.01 * np.asarray(rate)
+                    got = np.asarray(decay(jnp.asarray(x), degree))
+                    np.testing.assert_allclose(got, np.exp(-x), rtol=0, atol=3e-8)
+        # and the polynomial is a polynomial: it departs from exp well outside that range
+        assert abs(float(decay(jnp.asarray(3.0), 4)) - np.exp(-3.0)) > 1e-2
+    finally:
+        jax.config.update("jax_enable_x64", False)
 
 
 def test_step_matches_the_published_loop_with_the_same_noise(hh):
