@@ -4,7 +4,8 @@ feature choices, trained on the same bank (the goal: within ±0.05 of nominal at
 Variants: ``raw`` (the published 7 features, z-scored) or ``log`` (log of the resting std, the
 variance and the kurtosis, which span orders of magnitude); ``maf`` (default) or ``nsf``; ``logit``
 (flow in logit coordinates of the prior box) or the default truncated support; ``ensK`` (a deep
-ensemble of K flows, e.g. ``log_nsf_ens5``).
+ensemble of K flows, e.g. ``log_nsf_ens5``); ``temp`` (the base temperature fitted on
+``--calibration`` simulations between the training and the test rows, ``inference.fit_temperature``).
 
 ``coverage_max_error`` is the largest gap over every level and every marginal (a noisy maximum: with
 300 tests one level's binomial standard error is up to 0.029); ``max_error_at_50_80_95`` keeps the
@@ -47,6 +48,7 @@ def main():
     p.add_argument("--bank", required=True)
     p.add_argument("--train", type=int, default=30_000)
     p.add_argument("--tests", type=int, default=300)
+    p.add_argument("--calibration", type=int, default=1000, help="simulations for the temperature (temp variants)")
     p.add_argument("variants", nargs="+")
     a = p.parse_args()
     bank = neurosbi.load_bank(a.bank)[0]
@@ -62,13 +64,23 @@ def main():
         posterior, history = neurosbi.fit_npe(bank.theta[: a.train], x[: a.train], model.prior, key=jax.random.key(0),
                                               valid=bank.valid[: a.train], config=config, progress=False)
         train_s = time.perf_counter() - t0
+        temperature = None
+        if "temp" in variant:
+            if a.train + a.calibration > len(bank) - a.tests:
+                raise SystemExit(f"--train + --calibration + --tests exceed the bank ({len(bank)})")
+            cal = slice(a.train, a.train + a.calibration)
+            ok = bank.valid[cal]
+            t0 = time.perf_counter()
+            posterior, temperature = neurosbi.inference.fit_temperature(
+                posterior, bank.theta[cal][ok], x[cal][ok], jax.random.key(2))
+            temperature["fit_s"] = time.perf_counter() - t0
         cov = expected_coverage(posterior, bank.theta[test], x[test], jax.random.key(1))
         levels, joint = np.asarray(cov["levels"]), np.asarray(cov["joint"])
         goal_idx = [int(np.argmin(np.abs(levels - lv))) for lv in (0.5, 0.8, 0.95)]
         at = {f"{levels[i]:.2f}": float(joint[i]) for i in goal_idx}
         marginal = np.asarray(cov["marginal"])[:, goal_idx]
         n = cov["num_tests"]
-        run = {"variant": variant, "train_s": train_s, "epochs": history.epochs,
+        run = {"variant": variant, "train_s": train_s, "epochs": history.epochs, "temperature": temperature,
                "validation_loss": history.validation_loss[history.best_epoch],
                "coverage_max_error": coverage_error(cov), "joint_coverage": at,
                "max_error_at_50_80_95": float(max(np.abs(joint[goal_idx] - levels[goal_idx]).max(),

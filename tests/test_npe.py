@@ -126,3 +126,36 @@ def test_ensemble_is_the_mixture_of_its_members(gaussian_model, tmp_path):
     np.testing.assert_array_equal(load_posterior(tmp_path / "e.eqx").log_prob(theta, x_o), post.log_prob(theta, x_o))
     with pytest.raises(ValueError, match="ensemble"):
         NPEConfig(ensemble=0)
+
+
+def test_temperature_widens_the_posterior_and_is_recovered(gaussian_posterior, gaussian_model, tmp_path):
+    """Scaling the base std by τ scales this (Gaussian, nearly affine) posterior's std by τ; a posterior
+    made over-confident (τ = 0.6) is brought back to the calibrated τ ≈ 1 by ``fit_temperature`` on
+    held-out simulations."""
+    from neurosbi.diagnostics import coverage_error, expected_coverage
+    from neurosbi.inference import fit_temperature, temper
+
+    post, _ = gaussian_posterior
+    x_o = jnp.asarray([0.5, -1.0])
+    hot = temper(post, 1.5)
+    s = np.asarray(hot.sample(jax.random.key(3), 20_000, x_o))
+    np.testing.assert_allclose(s.mean(0), 0.8 * np.asarray(x_o), atol=0.07)
+    np.testing.assert_allclose(s.std(0), 1.5 * np.sqrt(0.2), rtol=0.06)
+    hot.save(tmp_path / "hot.eqx")
+    back = load_posterior(tmp_path / "hot.eqx")
+    assert back.temperature == 1.5
+    theta = jnp.asarray([[0.1, 0.2], [1.0, -2.0]])
+    np.testing.assert_array_equal(back.log_prob(theta, x_o), hot.log_prob(theta, x_o))
+    with pytest.raises(ValueError, match="temperature"):
+        temper(post, 0.0)
+
+    held = simulate(gaussian_model, 800, jax.random.key(11), chunk_size=400, progress=False)
+    cold = temper(post, 0.6)
+    cold_error = coverage_error(expected_coverage(cold, held.theta[400:], held.x[400:], jax.random.key(4)))
+    fitted, report = fit_temperature(cold, held.theta[:400], held.x[:400], jax.random.key(5), steps=6)
+    assert 0.85 <= fitted.temperature <= 1.2, report
+    assert report["tried"][str(fitted.temperature)] == report["calibration_error"]
+    fitted_error = coverage_error(expected_coverage(fitted, held.theta[400:], held.x[400:], jax.random.key(4)))
+    assert cold_error > 0.15 and fitted_error < 0.08, (cold_error, fitted_error)
+    with pytest.raises(ValueError, match="at least 50"):
+        fit_temperature(post, held.theta[:10], held.x[:10], jax.random.key(5))

@@ -16,3 +16,5 @@ from .snpe import RoundReport as RoundReport
 from .snpe import SequentialResult as SequentialResult
 from .snpe import sequential_npe as sequential_npe
 from .snpe import truncated_prior_sample as truncated_prior_sample
+from .temperature import fit_temperature as fit_temperature
+from .temperature import temper as temper

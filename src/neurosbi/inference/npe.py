@@ -146,6 +146,7 @@ class Posterior(eqx.Module):
     param_names: tuple[str, ...] = eqx.field(static=True)
     config: NPEConfig = eqx.field(static=True)
     prior_spec: dict | None = eqx.field(static=True)
+    temperature: float = eqx.field(static=True, default=1.0)  # see inference.temperature
 
     @property
     def dim(self) -> int:
@@ -224,22 +225,34 @@ class Posterior(eqx.Module):
         theta = _sample(self, key, n, self._check_x(x))
         return float(jnp.mean(jnp.all((theta > self.low) & (theta < self.high), axis=-1)))
 
-    def sample_batch(self, key, n: int, xs, *, max_draws: int = 1_000_000):
+    def sample_batch(self, key, n: int, xs, *, max_draws: int = 1_000_000, block: int = 256):
         """``n`` draws for each of several observations ``xs [m, n_features]``: ``[m, n, dim]``.
 
-        With ``support="truncate"``, an observation whose posterior puts (almost) no mass inside the
-        prior box gets a row of NaN instead of an error, so that diagnostics can count it.
+        With ``support="truncate"``, ``2 n`` draws are made for ``block`` observations at a time and
+        the first ``n`` inside the prior box kept (the first ``n`` accepted of independent draws are
+        independent draws of the truncated flow); an observation with fewer accepted goes through
+        ``sample``'s rejection loop, and one whose posterior puts (almost) no mass inside the prior
+        box gets a row of NaN instead of an error, so that diagnostics can count it.
         """
         xs = self._check_x(xs)
         if self.low is None or self._logit:
             return _sample_many(self, jax.random.split(key, xs.shape[0]), n, xs)
+        k_bulk, k_rest = jax.random.split(key)
+        keys = jax.random.split(k_bulk, xs.shape[0])
+        low, high = np.asarray(self.low), np.asarray(self.high)
         rows = []
-        for k, x in zip(jax.random.split(key, xs.shape[0]), xs):
-            try:
-                rows.append(self._rejection_sample(k, n, x, max_draws=max_draws))
-            except ObservationError:
-                rows.append(jnp.full((n, self.dim), jnp.nan))
-        return jnp.stack(rows)
+        for start in range(0, xs.shape[0], block):
+            draws = np.asarray(_sample_many(self, keys[start:start + block], 2 * n, xs[start:start + block]))
+            inside = np.all((draws > low) & (draws < high), axis=-1)
+            first = np.argsort(~inside, axis=1, kind="stable")[:, :n]
+            rows.append(np.take_along_axis(draws, first[..., None], axis=1))
+            for j in np.flatnonzero(inside.sum(1) < n):
+                try:
+                    rows[-1][j] = self._rejection_sample(jax.random.fold_in(k_rest, start + j), n, xs[start + j],
+                                                         max_draws=max_draws)
+                except ObservationError:
+                    rows[-1][j] = np.nan
+        return jnp.asarray(np.concatenate(rows))
 
     def log_prob(self, theta, x):
         """log q(θ | x); θ ``[..., dim]`` with ``x`` ``[n_features]`` or broadcastable ``[..., n_features]``."""
@@ -265,6 +278,7 @@ class Posterior(eqx.Module):
             "prior": self.prior_spec,
             "bounded": self.low is not None,
             "embedding": self.flow.embedding.spec() if isinstance(self.flow, EmbeddedFlow) else None,
+            "temperature": self.temperature,
         }
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, self)
@@ -273,19 +287,37 @@ class Posterior(eqx.Module):
             f.write(buffer.getvalue())
 
 
-@eqx.filter_jit
+def _untagged(posterior: Posterior) -> Posterior:
+    """``posterior`` with its static ``temperature`` tag reset (the temperature itself lives in the
+    flow's base leaves), so that posteriors at several temperatures share one compilation."""
+    return posterior if posterior.temperature == 1.0 else dataclasses.replace(posterior, temperature=1.0)
+
+
 def _sample(posterior: Posterior, key, n, x):
+    return _sample_jit(_untagged(posterior), key, n, x)
+
+
+def _sample_many(posterior: Posterior, keys, n, xs):
+    return _sample_many_jit(_untagged(posterior), keys, n, xs)
+
+
+def _log_prob(posterior: Posterior, theta, x):
+    return _log_prob_jit(_untagged(posterior), theta, x)
+
+
+@eqx.filter_jit
+def _sample_jit(posterior: Posterior, key, n, x):
     z = posterior.flow.sample(key, (n,), condition=posterior._standardize_x(x))
     return posterior._from_unbounded(z * posterior.theta_scale + posterior.theta_loc)
 
 
 @eqx.filter_jit
-def _sample_many(posterior: Posterior, keys, n, xs):
-    return jax.vmap(lambda k, x: _sample(posterior, k, n, x))(keys, xs)
+def _sample_many_jit(posterior: Posterior, keys, n, xs):
+    return jax.vmap(lambda k, x: _sample_jit(posterior, k, n, x))(keys, xs)
 
 
 @eqx.filter_jit
-def _log_prob(posterior: Posterior, theta, x):
+def _log_prob_jit(posterior: Posterior, theta, x):
     u, log_det = posterior._to_unbounded(theta)
     z = (u - posterior.theta_loc) / posterior.theta_scale
     xs = jnp.broadcast_to(posterior._standardize_x(x), theta.shape[:-1] + x.shape[-1:])
@@ -321,6 +353,7 @@ def load_posterior(path: str | os.PathLike) -> Posterior:
             x_loc=jnp.zeros(n_features), x_scale=jnp.ones(n_features),
             low=jnp.zeros(dim) if bounded else None, high=jnp.ones(dim) if bounded else None,
             param_names=tuple(header["param_names"]), config=config, prior_spec=header["prior"],
+            temperature=header.get("temperature", 1.0),
         )
         return eqx.tree_deserialise_leaves(f, skeleton)
 
