@@ -38,6 +38,11 @@ def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
         assert on_disk["posterior_std"][n] == pytest.approx(np.sqrt(0.2), rel=0.15)
         assert on_disk["shrinkage"][n] == pytest.approx(0.8, abs=0.06)
     assert metrics["coverage"]["max_error"] < 0.15
+    # the temperature is fitted on 300 held-out simulations (a tenth), coverage on 200 others
+    t = on_disk["temperature"]
+    assert t["num_calibration"] == 300 and 0.8 < t["temperature"] < 1.25, t
+    assert t["calibration_error"] <= t["calibration_error_at_1"]
+    assert "posterior temperature" in (tmp_path / "report.html").read_text()
     # posterior N(0.8 x, 0.2 I): independent parameters, equal curvature 1 / 0.2 in every direction
     corr = on_disk["analysis"]["conditional_correlation"]
     assert abs(corr["theta_0"]["theta_1"]) < 0.15, corr

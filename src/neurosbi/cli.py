@@ -103,6 +103,9 @@ def infer_cmd(
     embedding: Optional[str] = typer.Option(
         None, help="cnn: learn the summary from the raw traces with a causal 1-D CNN trained with the flow"),
     every: int = typer.Option(10, help="with --embedding: keep every N-th trace sample"),
+    calibration: int = typer.Option(
+        1000, help="held-out simulations to fit the posterior's temperature on (at most a tenth; 0: off)"),
+    coverage_tests: int = typer.Option(200, "--coverage-tests", help="further held-out simulations for coverage"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
@@ -117,7 +120,8 @@ def infer_cmd(
         flow = defaults["flow"] if flow is None else flow
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
                         config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method,
-                        embedding=embedding, trace_every=every)
+                        embedding=embedding, trace_every=every, num_calibration=calibration,
+                        num_coverage_tests=coverage_tests)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")

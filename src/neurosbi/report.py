@@ -26,6 +26,14 @@ def _table(metrics: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def _temperature(t) -> str:
+    if not t:
+        return ""
+    return (f" (posterior temperature {t['temperature']:.3f}, fitted on {t['num_calibration']} other held-out "
+            f"simulations: their coverage error {t['calibration_error_at_1']:.3f} at 1, "
+            f"{t['calibration_error']:.3f} after)")
+
+
 def write_report(out: Path, metrics: dict, figures: list[str]) -> Path:
     """Write ``out/report.html`` from ``metrics`` and the PNG files named in ``figures``."""
     out = Path(out)
@@ -37,7 +45,8 @@ def write_report(out: Path, metrics: dict, figures: list[str]) -> Path:
         f"<h1>neurosbi: {html.escape(metrics['model'])}</h1>",
         f"<p>{metrics['num_simulations']} simulations ({metrics['num_invalid_simulations']} invalid), "
         f"total {metrics['timings']['total_s']:.1f} s. Parameter RMSE of the posterior mean: "
-        f"{metrics['rmse_posterior_mean']:.4g}. Largest coverage error: {metrics['coverage']['max_error']:.3f}.</p>",
+        f"{metrics['rmse_posterior_mean']:.4g}. Largest coverage error: {metrics['coverage']['max_error']:.3f}"
+        + _temperature(metrics.get("temperature")) + ".</p>",
         _table(metrics),
     ]
     parts += [_img(out / f) for f in figures if (out / f).exists()]
