@@ -159,3 +159,25 @@ def test_temperature_widens_the_posterior_and_is_recovered(gaussian_posterior, g
     assert cold_error > 0.15 and fitted_error < 0.08, (cold_error, fitted_error)
     with pytest.raises(ValueError, match="at least 50"):
         fit_temperature(post, held.theta[:10], held.x[:10], jax.random.key(5))
+
+
+def test_log_features_are_applied_by_training_and_posterior(gaussian_model):
+    """A feature given as exp(x) and read on a log scale gives the posterior of x itself; bad
+    columns and negative observations are refused."""
+    bank = simulate(gaussian_model, 4000, jax.random.key(1), chunk_size=2000, progress=False)
+    x = np.asarray(bank.x).copy()
+    x[:, 1] = np.exp(x[:, 1]) - 1e-3  # log(x + 1e-3) recovers the original column
+    post, _ = fit_npe(bank.theta, x, gaussian_model.prior, key=jax.random.key(2),
+                      config=NPEConfig(max_epochs=200, log_features=[1]), progress=False)
+    assert post.config.log_features == (1,)
+    x_o = np.asarray([0.5, np.exp(-1.0) - 1e-3], np.float32)
+    s = np.asarray(post.sample(jax.random.key(3), 10_000, x_o))
+    np.testing.assert_allclose(s.mean(0), [0.4, -0.8], atol=0.06)
+    np.testing.assert_allclose(s.std(0), np.sqrt(0.2), rtol=0.1)
+    with pytest.raises(ObservationError, match="log scale"):
+        post.sample(jax.random.key(3), 10, np.asarray([0.5, -0.5], np.float32))
+    with pytest.raises(ValueError, match="beyond"):
+        fit_npe(bank.theta, x, gaussian_model.prior, key=jax.random.key(2), config=NPEConfig(log_features=(5,)),
+                progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        NPEConfig(log_features=(1, 1))

@@ -175,3 +175,20 @@ def test_infer_with_a_cnn_on_raw_traces(short_montbrio, tmp_path):
     assert np.all(shrink > 0.5) and np.all(np.abs(z) < 3.5), (shrink, z)
     with pytest.raises(ValueError, match="embedding must be 'cnn'"):
         infer(short_montbrio, out=tmp_path / "x", embedding="lstm")
+
+
+def test_npe_config_follows_the_model_defaults():
+    from neurosbi.models import HodgkinHuxley
+    from neurosbi.workflow import npe_config_for
+
+    hh = HodgkinHuxley()
+    config = npe_config_for(hh)
+    assert config.flow == "nsf" and config.log_features == tuple(
+        hh.feature_names.index(f) for f in ("rest_std", "stim_var", "stim_kurtosis"))
+    assert npe_config_for(hh, flow="maf", log_features=None).flow == "maf"
+
+    class Odd(HodgkinHuxley):
+        infer_defaults = {"log_features": ("no_such_feature",)}
+
+    with pytest.raises(ValueError, match="no_such_feature"):
+        npe_config_for(Odd())

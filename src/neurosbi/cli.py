@@ -96,7 +96,7 @@ def infer_cmd(
     seed: int = typer.Option(0, help="PRNG seed"),
     from_bank: Optional[Path] = typer.Option(None, "--from-bank", help="train from an existing Zarr bank"),
     out: Path = typer.Option(Path("neurosbi-out"), "--out", help="output folder"),
-    flow: Optional[str] = typer.Option(None, help="maf or nsf (default maf; pyloric nsf)"),
+    flow: Optional[str] = typer.Option(None, help="maf or nsf (default maf; hh and pyloric nsf)"),
     rounds: Optional[int] = typer.Option(
         None, help="simulation rounds focused on the observation (1 = amortized NPE; default 1, pyloric 4)"),
     method: str = typer.Option("tsnpe", help="sequential method when --rounds > 1: tsnpe or apt"),
@@ -110,16 +110,16 @@ def infer_cmd(
 ) -> None:
     """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
     from .inference import NPEConfig
-    from .workflow import infer
+    from .workflow import infer, npe_config_for
 
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
         defaults = {"num_simulations": 10_000, "rounds": 1, "flow": "maf", **m.infer_defaults}
         num_simulations = defaults["num_simulations"] if num_simulations is None else num_simulations
         rounds = (1 if from_bank else defaults["rounds"]) if rounds is None else rounds
-        flow = defaults["flow"] if flow is None else flow
+        config = npe_config_for(m, flow=flow) if embedding is None else NPEConfig(flow=flow or defaults["flow"])
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
-                        config=NPEConfig(flow=flow), progress=not quiet, rounds=rounds, method=method,
+                        config=config, progress=not quiet, rounds=rounds, method=method,
                         embedding=embedding, trace_every=every, num_calibration=calibration,
                         num_coverage_tests=coverage_tests)
     except (NeurosbiError, ValueError, TypeError) as err:

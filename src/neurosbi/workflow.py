@@ -54,6 +54,19 @@ def prepare_output(out) -> Path:
     return out
 
 
+def npe_config_for(model: Model, **overrides) -> NPEConfig:
+    """The ``NPEConfig`` a model asks for in ``model.infer_defaults`` (``flow``; ``log_features`` by
+    feature name), with ``overrides`` (``None`` values ignored) on top."""
+    defaults = {k: v for k, v in model.infer_defaults.items() if k in ("flow", "log_features")}
+    defaults.update({k: v for k, v in overrides.items() if v is not None})
+    names = list(model.feature_names)
+    logs = defaults.get("log_features", ())
+    if any(f not in names for f in logs if isinstance(f, str)):
+        raise ValueError(f"log_features {logs} name features {model.name} does not have: {names}")
+    defaults["log_features"] = tuple(names.index(f) if isinstance(f, str) else int(f) for f in logs)
+    return NPEConfig(**defaults)
+
+
 def infer(
     model: Model,
     *,
@@ -107,6 +120,8 @@ def infer(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if config is None:
+        config = npe_config_for(model) if embedding is None else NPEConfig(flow=model.infer_defaults.get("flow", "maf"))
     if rounds > 1 and bank_path is not None:
         raise ValueError("--from-bank trains once from an existing bank; it cannot be combined with rounds > 1")
     net = None

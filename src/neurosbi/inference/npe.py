@@ -47,6 +47,20 @@ from .._errors import ObservationError, ShapeError, TrainingError
 from .embedding import EmbeddedFlow, EnsembleFlow, build_embedding
 
 _FORMAT = "neurosbi-posterior-1"
+LOG_OFFSET = 1e-3  # log_features are read as log(x + LOG_OFFSET)
+
+
+def log_columns(x, columns):
+    """``x`` with ``columns`` replaced by ``log(x + LOG_OFFSET)`` (numpy or JAX; NaN below -LOG_OFFSET)."""
+    if not columns:
+        return x
+    cols = list(columns)
+    if isinstance(x, np.ndarray):
+        x = x.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x[..., cols] = np.log(x[..., cols] + LOG_OFFSET)
+        return x
+    return x.at[..., cols].set(jnp.log(x[..., cols] + LOG_OFFSET))
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,11 @@ class NPEConfig:
         support: how a box prior's support is respected (see the module docstring).
         ensemble: number of flows trained independently on the same minibatches; the posterior is
             their equal-weight mixture (more conservative, better calibrated; ``EnsembleFlow``).
+        log_features: feature columns read as ``log(x + 1e-3)`` before z-scoring, by the training and
+            by the posterior for every ``x`` it is given (features spanning orders of magnitude:
+            variances, kurtosis). On the Hodgkin–Huxley posterior the log of the resting std, the
+            variance and the kurtosis lowers the held-out NLL from -0.90 to -1.46 and the largest
+            coverage error from 0.070 to 0.052 (``benchmarks/results/hh_calibration_temperature_96k.json``).
     """
 
     flow: Literal["maf", "nsf"] = "maf"
@@ -86,8 +105,12 @@ class NPEConfig:
     activation: Literal["tanh", "relu"] = "tanh"
     support: Literal["truncate", "logit"] = "truncate"
     ensemble: int = 1
+    log_features: tuple[int, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "log_features", tuple(int(i) for i in self.log_features))  # JSON gives a list
+        if any(i < 0 for i in self.log_features) or len(set(self.log_features)) != len(self.log_features):
+            raise ValueError(f"log_features must be distinct non-negative column indices, got {self.log_features}")
         if self.support not in ("truncate", "logit"):
             raise ValueError(f"support must be 'truncate' or 'logit', got {self.support!r}")
         if self.activation not in ("tanh", "relu"):
@@ -175,7 +198,7 @@ class Posterior(eqx.Module):
         return self.low + (self.high - self.low) * jax.nn.sigmoid(u)
 
     def _standardize_x(self, x):
-        return (x - self.x_loc) / self.x_scale
+        return (log_columns(x, self.config.log_features) - self.x_loc) / self.x_scale
 
     # -- the distribution --------------------------------------------------------------------
     def _check_x(self, x):
@@ -186,6 +209,10 @@ class Posterior(eqx.Module):
             )
         if not bool(jnp.all(jnp.isfinite(x))):
             raise ObservationError("the observation contains NaN or infinite features; remove or impute them")
+        cols = list(self.config.log_features)
+        if cols and not bool(jnp.all(x[..., cols] > -LOG_OFFSET)):
+            raise ObservationError(f"features {cols} are read on a log scale (NPEConfig.log_features) and must be "
+                                   f"> -{LOG_OFFSET}; got {np.asarray(x[..., cols]).min():.4g}")
         return x
 
     def sample(self, key, n: int, x):
@@ -418,6 +445,12 @@ def fit_npe(
     x = np.asarray(x, np.float32)
     if theta.ndim != 2 or x.ndim != 2 or theta.shape[0] != x.shape[0]:
         raise ShapeError(f"theta and x must be [n, dim] and [n, features] with equal n, got {theta.shape} and {x.shape}")
+    if config.log_features:
+        if embedding is not None:
+            raise ValueError("log_features reads hand-made features; with an embedding net leave it empty")
+        if max(config.log_features) >= x.shape[1]:
+            raise ValueError(f"log_features {config.log_features} name columns beyond the {x.shape[1]} features")
+        x = log_columns(x, config.log_features)  # values <= -LOG_OFFSET become NaN: dropped and counted
     dim = _priors.dim(prior)
     if theta.shape[1] != dim:
         raise ShapeError(f"theta has {theta.shape[1]} columns, the prior has {dim} dimensions")

@@ -59,7 +59,8 @@ class Model(eqx.Module):
 
     # Subclasses define ``name`` (a class variable, or a field for wrapped user functions).
     per_simulation_keys: ClassVar[bool] = False
-    # what ``neurosbi infer MODEL`` uses when the command line does not say (num_simulations, rounds, flow)
+    # what ``infer`` / ``neurosbi infer MODEL`` use when not told: num_simulations, rounds, flow,
+    # log_features (feature names read on a log scale by the posterior, ``NPEConfig.log_features``)
     infer_defaults: ClassVar[dict] = {}
 
     @property
