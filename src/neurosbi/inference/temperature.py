@@ -54,13 +54,14 @@ def temper(posterior, temperature: float):
     return dataclasses.replace(posterior, flow=_temper_flow(posterior.flow, factor), temperature=float(temperature))
 
 
-def fit_temperature(posterior, theta, x, key, *, num_samples: int = 300, levels=LEVELS, steps: int = 10):
+def fit_temperature(posterior, theta, x, key, *, num_samples: int = 200, levels=LEVELS, steps: int = 7):
     """The temperature in [0.5, 2] whose posterior is best calibrated on held-out ``theta [m, dim]``,
     ``x [m, f]``: smallest largest coverage error over ``levels``, joint and marginal.
 
     The error is a V-shaped function of log τ (too sharp on one side, too wide on the other), so a
-    golden-section search over log τ finds it in ``steps`` evaluations after the two ends; the same
-    key is used at every temperature (common random numbers) so that the curve is smooth.
+    golden-section search over log τ finds it: ``steps + 3`` coverage evaluations (τ = 1, then the
+    search) narrow log τ to a bracket of width ``log 4 · 0.618^steps`` (±2.4 % in τ for 7). The
+    same key is used at every temperature (common random numbers) so that the curve is smooth.
     Returns ``(tempered posterior, report)``; the report lists every temperature tried.
     """
     theta, x = np.asarray(theta), np.asarray(x)
