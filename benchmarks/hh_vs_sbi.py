@@ -13,7 +13,8 @@ a long-run reference posterior, training time.
   reference by C2ST (0.5 = indistinguishable).
 
     pip install torch==2.13.0 sbi
-    python benchmarks/hh_vs_sbi.py [--num 100000] [--reference-num 1000000] > benchmarks/results/hh_vs_sbi.json
+    python benchmarks/hh_vs_sbi.py [--num 100000] [--reference-num 1000000] [--reference-path ref.eqx] \
+        > benchmarks/results/hh_vs_sbi.json
 """
 
 import argparse
@@ -47,23 +48,31 @@ def main():
     p.add_argument("--draws", type=int, default=2_000)
     p.add_argument("--skip-sbi", action="store_true")
     p.add_argument("--one-device", action="store_true")
+    p.add_argument("--reference-path", default=None,
+                   help="posterior file: loaded if it exists (no reference training), else written after training")
     a = p.parse_args()
     model = neurosbi.models.get("hh")
     result = {"benchmark": "hh_vs_sbi", "machine": describe(), "num_train": a.num, "reference_num": a.reference_num}
 
     bank = neurosbi.simulate(model, a.num, jax.random.key(1), progress=False)
-    ref_bank = neurosbi.simulate(model, a.reference_num, jax.random.key(2), progress=False, chunk_size=8192,
-                                 slice_size=4096)
     theta, x = bank.theta[bank.valid], bank.x[bank.valid]
     result["num_valid_train"] = int(len(theta))
 
     t0 = time.perf_counter()
     ref_config = NPEConfig(flow="nsf", num_transforms=8, hidden_features=128, batch_size=1024, patience=20,
                            lr_patience=8, max_epochs=a.reference_epochs, log_features=(2, 4, 6))
-    reference, ref_hist = neurosbi.fit_npe(ref_bank.theta, ref_bank.x, model.prior, key=jax.random.key(3),
-                                           config=ref_config, valid=ref_bank.valid, progress=False)
-    result["reference"] = {"train_s": time.perf_counter() - t0, "epochs": ref_hist.epochs,
-                           "config": ref_config.__dict__}
+    if a.reference_path and Path(a.reference_path).exists():
+        reference = neurosbi.load_posterior(a.reference_path)
+        result["reference"] = {"loaded_from": a.reference_path, "config": reference.config.__dict__}
+    else:
+        ref_bank = neurosbi.simulate(model, a.reference_num, jax.random.key(2), progress=False, chunk_size=8192,
+                                     slice_size=4096)
+        reference, ref_hist = neurosbi.fit_npe(ref_bank.theta, ref_bank.x, model.prior, key=jax.random.key(3),
+                                               config=ref_config, valid=ref_bank.valid, progress=False)
+        result["reference"] = {"train_s": time.perf_counter() - t0, "epochs": ref_hist.epochs,
+                               "config": ref_config.__dict__}
+        if a.reference_path:
+            reference.save(a.reference_path)
 
     t0 = time.perf_counter()
     ours, hist = neurosbi.fit_npe(theta, x, model.prior, key=jax.random.key(0), progress=False)

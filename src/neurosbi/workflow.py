@@ -120,6 +120,9 @@ def infer(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if num_calibration < 0 or num_coverage_tests < 1:
+        raise ValueError(f"num_calibration must be >= 0 and num_coverage_tests >= 1, got {num_calibration} "
+                         f"and {num_coverage_tests}")
     if config is None:
         config = npe_config_for(model) if embedding is None else NPEConfig(flow=model.infer_defaults.get("flow", "maf"))
     if rounds > 1 and bank_path is not None:
