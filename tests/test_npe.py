@@ -126,6 +126,10 @@ def test_ensemble_is_the_mixture_of_its_members(gaussian_model, tmp_path):
     np.testing.assert_array_equal(load_posterior(tmp_path / "e.eqx").log_prob(theta, x_o), post.log_prob(theta, x_o))
     with pytest.raises(ValueError, match="ensemble"):
         NPEConfig(ensemble=0)
+    from neurosbi.inference import temper  # every member's base is tempered
+
+    hot = np.asarray(temper(post, 1.5).sample(jax.random.key(7), 20_000, x_o))
+    np.testing.assert_allclose(hot.std(0), 1.5 * np.sqrt(0.2), rtol=0.1)
 
 
 def test_temperature_widens_the_posterior_and_is_recovered(gaussian_posterior, gaussian_model, tmp_path):
