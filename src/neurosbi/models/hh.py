@@ -24,8 +24,8 @@ against the direct formulas over -110..60 mV (tested). ``efun(z) = z / (eᶻ - 1
 series for ``|z| < 0.05`` (the published code switches at 1e-4, which float32 cannot resolve).
 ``b`` passes through ``lax.optimization_barrier``: without it XLA's algebraic simplifier turns the
 products back into exponentials (``exp(a) exp(c) → exp(a + c)``, ``1 / exp(a) → exp(-a)``) and
-recomputes them inside each gate's fused kernel (13 exponentials per step instead of 8; measured
-16.5k → 20.2k simulations/s with the barrier, ``benchmarks/hh_step_cost.py``).
+recomputes them inside each gate's fused kernel (13 exponentials per step instead of 8; 16.5k →
+20.2k simulations/s with the barrier in a one-off side-by-side comparison, see benchmarks/README.md).
 
 Gate updates. The exponential-Euler factor ``exp(-dt (alpha + beta))`` is a true exponential for V
 and m; for h, n and p, whose ``dt (alpha + beta)`` stays below 0.29, 0.05 and 0.21 for every V in
