@@ -234,3 +234,31 @@ def test_infer_pyloric_from_features_alone(tmp_path):
     assert fp["scale"] == "model.feature_scale" and 0.0 < fp["valid"] <= 1.0
     assert np.isnan(fp["median_abs_deviation"]["plateau_PM"])  # no experimental scale for plateaus
     assert 0.0 <= metrics["analysis"]["path"]["share_close_along_path"] <= 1.0
+
+
+def test_screening_finishes_the_same_runs_and_passes_what_a_short_run_finds_pyloric():
+    """``simulate`` with screening: a pilot to ``screen_ms``, then the rest from its state with the
+    same noise. The finished runs have the unscreened features; the pilot passes exactly the circuits
+    whose rhythm a run of ``screen_ms`` finds defined."""
+    from neurosbi import priors, simulate
+
+    protocol = dict(duration=3000.0, burn_in=500.0)
+    low, high = priors.bounds(Pyloric().prior)
+    theta = np.clip(PYLORIC_EXAMPLE + 0.05 * (high - low) * np.random.default_rng(0).uniform(-1, 1, (16, 31)),
+                    low, high)
+
+    def bank(**options):
+        return simulate(Pyloric(**protocol, **options), 16, jax.random.key(1), theta=theta, chunk_size=16,
+                        slice_size=8, progress=False)
+
+    screened, plain = bank(screen_ms=2000.0), bank(screen_ms=None)
+    short = simulate(Pyloric(duration=2000.0, burn_in=500.0, screen_ms=None), 16, jax.random.key(1), theta=theta,
+                     chunk_size=16, slice_size=8, progress=False)
+    assert plain.num_screened == 0 and Pyloric(**protocol).screens is False  # 4 s default: beyond 3 s
+    np.testing.assert_array_equal(~screened.screened, short.valid)
+    assert 0 < screened.num_screened < 16
+    finished = ~screened.screened
+    np.testing.assert_array_equal(screened.x[finished], plain.x[finished])  # features from flags: exact
+    assert np.isnan(screened.x[~finished]).all()
+    with pytest.raises(ValueError, match="screen_ms"):
+        Pyloric(screen_ms=150.0)

@@ -1,10 +1,13 @@
 """simulate: determinism, resumption after interruption, NaN accounting, bank checks."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _toys import ScreenedToy
 from neurosbi import BankError, load_bank, priors, simulate
 from neurosbi.models import from_function
 
@@ -87,6 +90,11 @@ m = neurosbi.models.get("montbrio", duration=4.0, t_on=1.0, t_off=2.0)
 bank = neurosbi.simulate(m, 96, jax.random.key(3), chunk_size=32, slice_size=16, progress=False)
 assert bank.stats["num_devices"] == 2, bank.stats
 np.save(sys.argv[1], bank.x)
+sys.path.insert(0, sys.argv[3])
+from _toys import ScreenedToy
+toy = neurosbi.simulate(ScreenedToy(), 200, jax.random.key(4), chunk_size=64, slice_size=32, progress=False)
+assert toy.stats["num_devices"] == 2, toy.stats
+np.save(sys.argv[2], toy.x)
 """
 
 
@@ -98,11 +106,40 @@ def test_chunks_split_over_devices_give_the_same_bank(short_montbrio, tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = tmp_path / "two.npy"
-    subprocess.run([sys.executable, "-c", _TWO_DEVICE_SCRIPT, str(out)], check=True, env=env, timeout=300)
+    out, toy_out = tmp_path / "two.npy", tmp_path / "toy.npy"
+    here = str(Path(__file__).parent)
+    subprocess.run([sys.executable, "-c", _TWO_DEVICE_SCRIPT, str(out), str(toy_out), here], check=True, env=env,
+                   timeout=300)
     one = simulate(short_montbrio, 96, jax.random.key(3), chunk_size=32, slice_size=16, progress=False)
     assert one.stats["num_devices"] == 1
     np.testing.assert_array_equal(np.load(out), one.x)
     whole = simulate(short_montbrio, 96, jax.random.key(3), chunk_size=32, slice_size=32, progress=False)
     # the same per-simulation keys in one call of 32: equal up to float rounding of the batch shape
     np.testing.assert_allclose(whole.x, one.x, rtol=1e-3, atol=1e-3)
+    toy = simulate(ScreenedToy(), 200, jax.random.key(4), chunk_size=64, slice_size=32, progress=False)
+    np.testing.assert_array_equal(np.load(toy_out), toy.x)  # screened: pilot and resume sliced too
+
+
+def test_screening_finishes_only_what_passes_and_resumes(tmp_path):
+    """A screening model's bank: the simulations whose pilot passes have exactly the unscreened
+    features, the others NaN and marked screened; an interrupted screened run resumes to the same
+    bank, and ``load_bank`` returns the mask."""
+    key = jax.random.key(2)
+    plain = simulate(ScreenedToy(screen=False), 200, key, chunk_size=64, progress=False)
+    assert plain.num_screened == 0 and plain.num_invalid == 0
+    path = tmp_path / "screened.zarr"
+    part = simulate(ScreenedToy(), 200, key, chunk_size=64, progress=False, path=path, max_chunks=2)
+    assert not part.stats["complete"] and len(part) == 128
+    bank = simulate(ScreenedToy(), 200, key, chunk_size=64, progress=False, path=path)
+    assert bank.stats["chunks_resumed"] == 2
+    np.testing.assert_array_equal(bank.theta, plain.theta)
+    expected = plain.theta[:, 0] <= 0
+    assert 50 < expected.sum() < 150
+    np.testing.assert_array_equal(bank.screened, expected)
+    # the same numbers, up to the rounding of a differently fused compiled call
+    np.testing.assert_allclose(bank.x[~expected], plain.x[~expected], rtol=1e-6, atol=1e-7)
+    assert np.isnan(bank.x[expected]).all()
+    assert bank.num_invalid == bank.num_screened == bank.stats["num_screened"] == expected.sum()
+    loaded, _ = load_bank(path)
+    np.testing.assert_array_equal(loaded.screened, expected)
+    assert loaded.stats["num_screened"] == expected.sum()

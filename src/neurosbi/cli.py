@@ -81,7 +81,8 @@ def simulate_cmd(
     if json_out:
         print(json.dumps(stats))
     else:
-        console.print(f"{bank.stats['num_simulations']} simulations, {bank.stats['num_invalid']} invalid, "
+        screened = f" ({bank.num_screened} screened out by the pilot run)" if bank.num_screened else ""
+        console.print(f"{bank.stats['num_simulations']} simulations, {bank.stats['num_invalid']} invalid{screened}, "
                       f"{bank.stats['sims_per_second']:.0f} simulations/s -> {out}")
 
 

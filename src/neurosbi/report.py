@@ -43,7 +43,8 @@ def write_report(out: Path, metrics: dict, figures: list[str]) -> Path:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"
         "pre{background:#f4f4f4;padding:1em;overflow:auto}</style></head><body>",
         f"<h1>neurosbi: {html.escape(metrics['model'])}</h1>",
-        f"<p>{metrics['num_simulations']} simulations ({metrics['num_invalid_simulations']} invalid), "
+        f"<p>{metrics['num_simulations']} simulations ({metrics['num_invalid_simulations']} invalid, "
+        f"{metrics.get('num_screened_simulations', 0)} of them screened out by a pilot run), "
         f"total {metrics['timings']['total_s']:.1f} s. Parameter RMSE of the posterior mean: "
         f"{metrics['rmse_posterior_mean']:.4g}. Largest coverage error: {metrics['coverage']['max_error']:.3f}"
         + _temperature(metrics.get("temperature")) + ".</p>",

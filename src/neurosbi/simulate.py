@@ -8,6 +8,11 @@ written as it finishes and marked done last, so a killed run resumes from the st
 recomputing or losing a chunk. Simulations with NaN or infinite features are kept in the bank,
 flagged in the ``valid`` mask, counted, and reported; estimators skip them.
 
+Screening: for a model that ``screens`` (pyloric), every simulation of a chunk first runs the
+model's cheap ``pilot``; only those that pass are finished (``resume``), gathered into one batch
+padded to a power of two. The rest are stored with NaN features and marked in the bank's
+``screened`` array (``stats["num_screened"]``).
+
 Devices: a model with ``per_simulation_keys`` (each simulation draws from its own key) runs each
 chunk as fixed-size slices spread over the local devices with ``jax.shard_map``; every slice is the
 same compiled body, so the bank is the same bytes on one device or several. On a CPU, XLA exposes
@@ -51,6 +56,12 @@ class Bank:
     param_names: tuple[str, ...]
     feature_names: tuple[str, ...]
     stats: dict[str, Any] = field(default_factory=dict)
+    # simulations a screening model stopped after its pilot (invalid, NaN features); None: no screen
+    screened: np.ndarray | None = None
+
+    @property
+    def num_screened(self) -> int:
+        return 0 if self.screened is None else int(self.screened.sum())
 
     @property
     def num_invalid(self) -> int:
@@ -78,33 +89,98 @@ def _layout(model: Model, chunk: int, slice_size: int) -> tuple[int, list]:
     return slices, devices
 
 
+def _over_slices(fn, devices):
+    """``fn(keys [b], theta [b, dim], *rest)`` applied to arguments with two leading axes
+    ``[slices, b]`` (every leaf), one slice after another, the slices spread over ``devices``."""
+
+    def run_slices(*args):
+        return jax.lax.map(lambda a: fn(*a), args)
+
+    if len(devices) == 1:
+        return run_slices
+    from jax.sharding import Mesh, PartitionSpec
+
+    spec = PartitionSpec("devices")
+    return jax.shard_map(run_slices, mesh=Mesh(np.asarray(devices), ("devices",)), in_specs=spec,
+                         out_specs=spec, check_vma=False)
+
+
+def _merge(tree, n):
+    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), tree)
+
+
+def _split(tree, slices):
+    return jax.tree.map(lambda a: a.reshape(slices, a.shape[0] // slices, *a.shape[1:]), tree)
+
+
 def _chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int):
-    """A compiled ``(key, i, theta) -> (theta, x)`` for one chunk of ``chunk`` simulations."""
+    """A compiled ``(key, i, theta) -> (theta, x, screened)`` for one chunk of ``chunk`` simulations
+    (``screened``: ``[chunk]`` bool, or None for a model that does not screen)."""
     slices, devices = _layout(model, chunk, slice_size)
 
-    def run_slices(keys, theta):  # [s, slice] keys and [s, slice, dim] parameters -> [s, slice, features]
-        return jax.lax.map(lambda a: model.simulate_features(a[0], a[1]), (keys, theta))
+    def draw(key, i, theta):
+        k_prior, k_sim = jax.random.split(jax.random.fold_in(key, i))
+        if not theta_given:
+            theta = model.prior.sample(k_prior, (chunk,)).astype(jnp.float32)
+        return theta, k_sim
 
-    if len(devices) > 1:
-        from jax.sharding import Mesh, PartitionSpec
-
-        spec = PartitionSpec("devices")
-        run_slices = jax.shard_map(run_slices, mesh=Mesh(np.asarray(devices), ("devices",)),
-                                   in_specs=(spec, spec), out_specs=spec, check_vma=False)
+    if model.screens:
+        return _screened_chunk_function(model, chunk, draw, slices, devices)
+    run_slices = _over_slices(model.simulate_features, devices)
 
     @eqx.filter_jit
     def run(key, i, theta):
-        k = jax.random.fold_in(key, i)
-        k_prior, k_sim = jax.random.split(k)
-        if not theta_given:
-            theta = model.prior.sample(k_prior, (chunk,)).astype(jnp.float32)
+        theta, k_sim = draw(key, i, theta)
         if slices == 1:
             return theta, model.simulate_features(k_sim, theta)
-        keys = jax.random.split(k_sim, chunk).reshape(slices, -1)
-        x = run_slices(keys, theta.reshape(slices, chunk // slices, -1))
-        return theta, x.reshape(chunk, -1)
+        keys = jax.random.split(k_sim, chunk)
+        return theta, _merge(run_slices(*_split((keys, theta), slices)), chunk)
 
-    return run
+    def chunk_fn(key, i, theta):
+        theta, x = run(key, i, theta)
+        return np.asarray(theta), np.asarray(x), None
+
+    return chunk_fn
+
+
+def _screened_chunk_function(model: Model, chunk: int, draw, slices: int, devices):
+    """Every simulation of the chunk runs ``model.pilot``; those that pass are gathered into one
+    batch (padded to a power of two, so few shapes compile) and finished by ``model.resume``."""
+    if not model.per_simulation_keys:
+        raise ValueError(f"{model.name} screens but has no per-simulation keys; screening needs them")
+    pilot_slices = _over_slices(model.pilot, devices)
+    resume_slices = _over_slices(model.resume, devices)
+
+    @eqx.filter_jit
+    def pilot(key, i, theta):
+        theta, k_sim = draw(key, i, theta)
+        keys = jax.random.split(k_sim, chunk)
+        if slices == 1:
+            state, passed = model.pilot(keys, theta)
+        else:
+            state, passed = _merge(pilot_slices(*_split((keys, theta), slices)), chunk)
+        return theta, keys, state, passed
+
+    @eqx.filter_jit
+    def resume(keys, theta, state, idx):
+        args = jax.tree.map(lambda a: a[idx], (keys, theta, state))
+        n = idx.shape[0]
+        if len(devices) == 1 or n % len(devices):
+            return model.resume(*args)
+        return _merge(resume_slices(*_split(args, len(devices))), n)
+
+    def chunk_fn(key, i, theta):
+        theta, keys, state, passed = pilot(key, i, theta)
+        passed = np.asarray(passed)
+        x = np.full((chunk, len(model.feature_names)), np.nan, np.float32)
+        idx = np.flatnonzero(passed)
+        if idx.size:
+            size = min(max(2 ** int(np.ceil(np.log2(idx.size))), 2 * len(devices)), chunk)
+            padded = np.concatenate([idx, np.full(size - idx.size, idx[0])])
+            x[idx] = np.asarray(resume(keys, theta, state, jnp.asarray(padded, jnp.int32)))[: idx.size]
+        return np.asarray(theta), x, ~passed
+
+    return chunk_fn
 
 
 def simulate(
@@ -156,9 +232,10 @@ def simulate(
     if store is None:
         theta_out = np.zeros((n, dim), np.float32)
         x_out = np.zeros((n, n_features), np.float32)
+        screened_out = np.zeros(n, bool)
         done = np.zeros(n_chunks, bool)
     else:
-        theta_out, x_out, done = store["theta"], store["x"], store["done"][:]
+        theta_out, x_out, screened_out, done = store["theta"], store["x"], store["screened"], store["done"][:]
     resumed = int(done.sum())
 
     if slice_size < 1:
@@ -180,8 +257,7 @@ def simulate(
                 th_in[: hi - lo] = theta[lo:hi]
                 th_in = jnp.asarray(th_in)
             t0 = time.perf_counter()
-            th, x = run(key, jnp.asarray(i, jnp.uint32), th_in)
-            th, x = np.asarray(th), np.asarray(x)
+            th, x, screened = run(key, jnp.asarray(i, jnp.uint32), th_in)
             elapsed = time.perf_counter() - t0
             if computed == 0:
                 compile_s = elapsed
@@ -189,6 +265,8 @@ def simulate(
                 run_s += elapsed
             theta_out[lo:hi] = th[: hi - lo]
             x_out[lo:hi] = x[: hi - lo]
+            if screened is not None:
+                screened_out[lo:hi] = screened[: hi - lo]
             if store is not None:
                 store["done"][i] = True  # written last: a chunk is done only once its data is
             done[i] = True
@@ -196,18 +274,19 @@ def simulate(
             bar.update(task, advance=hi - lo)
 
     if store is not None:
-        theta_np, x_np = store["theta"][:], store["x"][:]
+        theta_np, x_np, screened_np = store["theta"][:], store["x"][:], store["screened"][:]
         done_mask = np.repeat(store["done"][:], chunk_size)[:n]
     else:
-        theta_np, x_np = theta_out, x_out
+        theta_np, x_np, screened_np = theta_out, x_out, screened_out
         done_mask = np.repeat(done, chunk_size)[:n]
     if not done_mask.all():  # interrupted on purpose (max_chunks): return what exists
-        theta_np, x_np = theta_np[done_mask], x_np[done_mask]
+        theta_np, x_np, screened_np = theta_np[done_mask], x_np[done_mask], screened_np[done_mask]
     valid = np.all(np.isfinite(x_np), axis=1)
     timed = (computed - 1) * chunk_size if computed > 1 else 0
     stats = {
         "num_simulations": int(theta_np.shape[0]),
         "num_invalid": int((~valid).sum()),
+        "num_screened": int(screened_np.sum()),
         "chunks_computed": computed,
         "chunks_resumed": resumed,
         "num_devices": len(_layout(model, chunk_size, slice_size)[1]),
@@ -218,7 +297,8 @@ def simulate(
     }
     if store is not None:
         store.attrs["num_invalid"] = stats["num_invalid"]
-    return Bank(theta_np, x_np, valid, tuple(model.param_names), tuple(model.feature_names), stats)
+    return Bank(theta_np, x_np, valid, tuple(model.param_names), tuple(model.feature_names), stats,
+                screened_np)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -261,11 +341,14 @@ def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, th
                     f"the bank at {path} was made with {k} = {old.get(k)!r}, this run asks for {v!r}; "
                     "use another --out folder or the same settings to resume"
                 )
+        if "screened" not in root:  # written before screening existed: nothing in it was screened
+            root.create_array("screened", shape=(n,), chunks=(chunk_size,), dtype="bool", fill_value=False)
         return root
     n_chunks = -(-n // chunk_size)
     root.attrs.update(meta)
     root.create_array("theta", shape=(n, dim), chunks=(chunk_size, dim), dtype="float32")
     root.create_array("x", shape=(n, n_features), chunks=(chunk_size, n_features), dtype="float32")
+    root.create_array("screened", shape=(n,), chunks=(chunk_size,), dtype="bool", fill_value=False)
     root.create_array("done", shape=(n_chunks,), chunks=(n_chunks,), dtype="bool", fill_value=False)
     return root
 
@@ -283,6 +366,9 @@ def load_bank(path: str | os.PathLike) -> tuple[Bank, dict[str, Any]]:
     meta = dict(root.attrs)
     done = np.repeat(root["done"][:], meta["chunk_size"])[: meta["num_simulations"]]
     theta, x = root["theta"][:][done], root["x"][:][done]
+    screened = root["screened"][:][done] if "screened" in root else np.zeros(len(x), bool)
     valid = np.all(np.isfinite(x), axis=1)
-    stats = {"num_simulations": int(done.sum()), "num_invalid": int((~valid).sum()), "complete": bool(done.all())}
-    return Bank(theta, x, valid, tuple(meta["param_names"]), tuple(meta["feature_names"]), stats), meta
+    stats = {"num_simulations": int(done.sum()), "num_invalid": int((~valid).sum()),
+             "num_screened": int(screened.sum()), "complete": bool(done.all())}
+    bank = Bank(theta, x, valid, tuple(meta["param_names"]), tuple(meta["feature_names"]), stats, screened)
+    return bank, meta

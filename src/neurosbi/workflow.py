@@ -173,6 +173,7 @@ def infer(
         simulate_s = sum(r.simulate_s for r in sequential.rounds)
         train_s = sum(r.train_s for r in sequential.rounds)
         num_sims, num_invalid, sim_stats = len(sequential.theta), int((~sequential.valid).sum()), {}
+        num_screened = sum(r.num_screened for r in sequential.rounds)
     else:
         t0 = time.perf_counter()
         if bank_path is not None:
@@ -201,6 +202,7 @@ def infer(
         )
         train_s = time.perf_counter() - t0
         num_sims, num_invalid, sim_stats = len(bank), bank.num_invalid, bank.stats
+        num_screened = bank.num_screened
         cal_ok = cal_idx[bank.valid[cal_idx]]
         if len(cal_ok) >= 50:
             t0 = time.perf_counter()
@@ -226,6 +228,7 @@ def infer(
         "seed": seed,
         "num_simulations": num_sims,
         "num_invalid_simulations": num_invalid,
+        "num_screened_simulations": num_screened,
         "rounds": 1 if sequential is None else sequential.as_dict()["rounds"],
         "posterior_mean": dict(zip(names, mean.tolist())),
         "posterior_std": dict(zip(names, std.tolist())),

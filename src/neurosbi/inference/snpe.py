@@ -43,7 +43,8 @@ class RoundReport:
 
     round: int
     num_simulations: int
-    num_invalid: int
+    num_invalid: int  # NaN features, screened-out simulations included
+    num_screened: int  # stopped after the model's pilot (``Model.screens``)
     proposal: str
     acceptance: float | None
     simulate_s: float
@@ -182,8 +183,9 @@ def sequential_npe(
         simulate_s = time.perf_counter() - t0
         thetas.append(bank.theta), xs.append(bank.x), valids.append(bank.valid)
         if bank.num_invalid:
-            _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN); "
-                           "excluded from training")
+            screened = f", {bank.num_screened} of them screened out by the pilot run" if bank.num_screened else ""
+            _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN"
+                           f"{screened}); excluded from training")
         t0 = time.perf_counter()
         atoms = num_atoms if (method == "apt" and r > 0) else None
         posterior, history = fit_npe(
@@ -200,7 +202,8 @@ def sequential_npe(
             restriction = {"valid_fraction": validity.valid_fraction, "kept_invalid": validity.kept_invalid,
                            "threshold": validity.threshold}
         report = RoundReport(
-            round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid, proposal=proposal,
+            round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid,
+            num_screened=bank.num_screened, proposal=proposal,
             acceptance=acceptance, simulate_s=simulate_s, train_s=train_s, epochs=history.epochs,
             validation_loss=history.validation_loss[history.best_epoch],
             posterior_mean=samples.mean(0).tolist(), posterior_std=samples.std(0).tolist(),

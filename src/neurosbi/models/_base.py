@@ -59,6 +59,13 @@ class Model(eqx.Module):
 
     # Subclasses define ``name`` (a class variable, or a field for wrapped user functions).
     per_simulation_keys: ClassVar[bool] = False
+    # A model that ``screens`` offers ``pilot(keys, theta) -> (state, passed)``, the cheap first
+    # part of each simulation (``state``: a pytree, batch on the leading axis of every leaf;
+    # ``passed``: ``[batch]`` bool, False where the features cannot be valid), and
+    # ``resume(keys, theta, state) -> features``, the rest, equal to ``simulate_features`` with the same
+    # ``[batch]`` keys. ``neurosbi.simulate`` then resumes only the simulations that pass and stores
+    # the others invalid, marked screened. Needs ``per_simulation_keys``.
+    screens: ClassVar[bool] = False
     # what ``infer`` / ``neurosbi infer MODEL`` use when not told: num_simulations, rounds, flow,
     # log_features (feature names read on a log scale by the posterior, ``NPEConfig.log_features``)
     infer_defaults: ClassVar[dict] = {}
