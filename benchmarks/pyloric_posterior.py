@@ -1,7 +1,9 @@
 """Pyloric network, 31 parameters, fitted to preparation 845_082_0044 (Gonçalves et al. 2020, Fig. 5).
 
-Truncated sequential NPE with a stated simulation budget, later rounds restricted to the region a
-classifier predicts to give valid (pyloric-defined) features; then, at the observation:
+Sequential NPE (truncated, ``--method tsnpe``, or APT, ``--method apt``) with a stated simulation
+budget, later rounds restricted to the region a classifier predicts to give valid (pyloric-defined)
+features, every simulation screened by a 4 s pilot run (``Pyloric.screen_ms``); then, at the
+observation:
 
 - the share of posterior samples whose simulated rhythm is pyloric-like with all 15 rhythm features
   within 2 experimental standard deviations of the observation (goal: >= 70 % with <= 200k
@@ -10,7 +12,10 @@ classifier predicts to give valid (pyloric-defined) features; then, at the obser
   density against the straight line and against the posterior's own 5 % quantile, and the share of
   points along it whose simulated rhythm is close as above.
 
-    python benchmarks/pyloric_posterior.py [--rounds 10000 8000 8000 8000] [--eval 500] > benchmarks/results/pyloric_posterior.json
+    python benchmarks/pyloric_posterior.py [--rounds 10000 8000 8000 8000] [--method apt] [--eval 500] \
+        [--bank-dir DIR] > benchmarks/results/pyloric_posterior.json
+
+With ``--bank-dir`` an interrupted campaign resumes: rerun the same command.
 
 Writes ``pyloric_path.png`` next to the JSON (``--figure``).
 """
@@ -54,17 +59,20 @@ def main():
     p.add_argument("--bank-dir", default=None, help="keep each round's bank here (resumable)")
     p.add_argument("--duration", type=float, default=11_000.0, help="ms; shorter only for a smoke test")
     p.add_argument("--one-device", action="store_true")
+    p.add_argument("--method", default="tsnpe", choices=["tsnpe", "apt"])
+    p.add_argument("--screen-ms", type=float, default=4000.0, help="pilot run before finishing (0: no screening)")
+    p.add_argument("--progress", action="store_true", help="progress bars and per-round lines on stderr")
     a = p.parse_args()
 
-    model = Pyloric(duration=a.duration)
-    flagged = Pyloric(duration=a.duration, pyloric_flag=True)  # same dynamics, + the pyloric-like flag, for evaluation
+    model = Pyloric(duration=a.duration, screen_ms=a.screen_ms or None)
+    flagged = Pyloric(duration=a.duration, pyloric_flag=True, screen_ms=None)  # same dynamics, + the pyloric-like flag, for evaluation
     x_o = model.observation
     key = jax.random.key(a.seed)
     k_seq, k_eval, k_path = jax.random.split(key, 3)
     config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
     t0 = time.perf_counter()
     result = sequential_npe(model, x_o, key=k_seq, rounds=len(a.rounds), simulations_per_round=a.rounds,
-                            method="tsnpe", config=config, restrict=True, progress=False,
+                            method=a.method, config=config, restrict=True, progress=a.progress,
                             bank_dir=a.bank_dir)
     infer_s = time.perf_counter() - t0
     posterior = result.posterior
@@ -115,6 +123,7 @@ def main():
     ratio[24:] = np.abs(end[24:] - start[24:]) / np.log(2.0)
     out = {
         "benchmark": "pyloric_posterior", "machine": describe(),
+        "method": a.method, "screen_ms": model.screen_ms if model.screens else None,
         "budget": {"rounds": a.rounds, "total_simulations": int(sum(a.rounds)),
                    "valid_simulations": int(result.valid.sum()), "infer_s": infer_s},
         "rounds": [{k: v for k, v in r.__dict__.items() if k not in ("posterior_mean", "posterior_std")}
