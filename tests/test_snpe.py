@@ -106,3 +106,17 @@ def test_rounds_are_kept_on_disk_and_reloaded(linear3, tmp_path):
     again = sequential_npe(linear3, X_O, **kwargs)  # every chunk is reloaded, none simulated
     np.testing.assert_array_equal(first.theta, again.theta)
     np.testing.assert_array_equal(first.x, again.x)
+
+
+def test_callback_sees_every_round_and_can_stop_early(linear3):
+    seen = []
+
+    def stop_after_two(report, posterior):
+        draws = np.asarray(posterior.sample(jax.random.key(5), 100, jnp.asarray(X_O, jnp.float32)))
+        seen.append((report.round, report.num_simulations, draws.shape))
+        return report.round == 2
+
+    res = sequential_npe(linear3, X_O, key=jax.random.key(12), rounds=4, simulations_per_round=[300, 200, 200, 200],
+                         config=NPEConfig(batch_size=64, max_epochs=20), progress=False, callback=stop_after_two)
+    assert seen == [(1, 300, (100, 3)), (2, 200, (100, 3))]
+    assert len(res.rounds) == 2 and len(res.theta) == 500  # rounds 3 and 4 never simulated

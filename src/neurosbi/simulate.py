@@ -113,6 +113,25 @@ def _split(tree, slices):
     return jax.tree.map(lambda a: a.reshape(slices, a.shape[0] // slices, *a.shape[1:]), tree)
 
 
+_COMPILED: dict = {}  # (model, chunk, theta_given, slice_size) -> chunk function, for hashable models
+_COMPILED_MAX = 16
+
+
+def _cached_chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int):
+    """``_chunk_function``, kept across calls for a hashable model: the rounds of a sequential run and
+    repeated checks on one model compile each shape once (a pyloric chunk takes minutes to compile)."""
+    key = (model, chunk, theta_given, slice_size)
+    try:
+        hit = _COMPILED.get(key)
+    except TypeError:  # a model with array fields: compiled per call
+        return _chunk_function(model, chunk, theta_given, slice_size)
+    if hit is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        hit = _COMPILED[key] = _chunk_function(model, chunk, theta_given, slice_size)
+    return hit
+
+
 def _chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int):
     """A compiled ``(key, i, theta) -> (theta, x, screened)`` for one chunk of ``chunk`` simulations
     (``screened``: ``[chunk]`` bool, or None for a model that does not screen)."""
@@ -240,7 +259,7 @@ def simulate(
 
     if slice_size < 1:
         raise ValueError(f"slice_size must be >= 1, got {slice_size}")
-    run = _chunk_function(model, chunk_size, theta is not None, slice_size)
+    run = _cached_chunk_function(model, chunk_size, theta is not None, slice_size)
     computed = 0
     compile_s = 0.0
     run_s = 0.0

@@ -129,6 +129,7 @@ def sequential_npe(
     embedding=None,
     restrict: bool = False,
     bank_dir=None,
+    callback=None,
 ) -> SequentialResult:
     """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
 
@@ -149,6 +150,8 @@ def sequential_npe(
             far were invalid, train a classifier of valid vs invalid on them and propose later rounds
             only where it predicts valid (``fit_validity``; Deistler et al. 2022); for models where
             much of the prior gives undefined features (pyloric: 99 %).
+        callback: ``callback(report, posterior)`` after each round (its ``RoundReport`` and the posterior
+            it trained), for a user's own checks; returning True stops after that round.
         bank_dir: keep each round's simulations in ``bank_dir/round_R.zarr``; a rerun with the same
             arguments reloads finished rounds and resumes an interrupted one.
     """
@@ -213,6 +216,10 @@ def sequential_npe(
             _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
                            f"{np.array2string(samples.std(0), precision=3)}")
         reports.append(report)
+        if callback is not None and callback(report, posterior) is True:
+            if progress:
+                _console.print(f"stopped after round {r + 1} of {rounds}: the callback asked to")
+            break
     return SequentialResult(posterior=posterior, rounds=reports, theta=np.concatenate(thetas),
                             x=np.concatenate(xs), valid=np.concatenate(valids), history=history)
 
