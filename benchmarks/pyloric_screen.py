@@ -47,7 +47,7 @@ def main():
     def run(model):
         t0 = time.perf_counter()
         bank = neurosbi.simulate(model, n, jax.random.key(7), theta=theta, chunk_size=512, slice_size=256,
-                                 progress=False)
+                                 progress=False, screen=False)
         return bank.valid, time.perf_counter() - t0
 
     valid, full_s = run(full)

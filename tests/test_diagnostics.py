@@ -25,3 +25,13 @@ def test_c2st_refuses_bad_input():
         c2st(np.zeros((20, 2)), np.zeros((20, 3)), jax.random.key(0))
     with pytest.raises(ValueError, match="NaN"):
         c2st(np.full((20, 2), np.nan), np.zeros((20, 2)), jax.random.key(0))
+
+
+def test_closeness_simulates_in_full_even_for_a_screening_model():
+    from _toys import ScreenedToy
+
+    from neurosbi.diagnostics import closeness
+
+    theta = np.array([[-0.5, 0.2], [0.5, -0.2]], np.float32)  # the first would be screened out
+    res = closeness(ScreenedToy(), theta, np.zeros(2), jax.random.key(0), scale=np.ones(2), within=3.0)
+    assert res["valid"].all() and res["close"].all()

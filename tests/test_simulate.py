@@ -143,3 +143,17 @@ def test_screening_finishes_only_what_passes_and_resumes(tmp_path):
     loaded, _ = load_bank(path)
     np.testing.assert_array_equal(loaded.screened, expected)
     assert loaded.stats["num_screened"] == expected.sum()
+
+
+def test_screening_can_be_turned_off_per_call(tmp_path):
+    """``screen=False`` runs every simulation in full (posterior checks need it), and a bank is not
+    resumed with the other setting."""
+    key = jax.random.key(3)
+    plain = simulate(ScreenedToy(screen=False), 100, key, chunk_size=50, progress=False)
+    full = simulate(ScreenedToy(), 100, key, chunk_size=50, progress=False, screen=False)
+    assert full.num_screened == 0 and full.num_invalid == 0
+    np.testing.assert_array_equal(full.x, plain.x)
+    path = tmp_path / "b.zarr"
+    simulate(ScreenedToy(), 100, key, chunk_size=50, progress=False, path=path, max_chunks=1)
+    with pytest.raises(BankError, match="screened"):
+        simulate(ScreenedToy(), 100, key, chunk_size=50, progress=False, path=path, screen=False)

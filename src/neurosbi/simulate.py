@@ -113,28 +113,27 @@ def _split(tree, slices):
     return jax.tree.map(lambda a: a.reshape(slices, a.shape[0] // slices, *a.shape[1:]), tree)
 
 
-_COMPILED: dict = {}  # (model, chunk, theta_given, slice_size) -> chunk function, for hashable models
+_COMPILED: dict = {}  # (model, chunk, theta_given, slice_size, screen) -> chunk function, for hashable models
 _COMPILED_MAX = 16
 
 
-def _cached_chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int):
-    """``_chunk_function``, kept across calls for a hashable model: the rounds of a sequential run and
-    repeated checks on one model compile each shape once (a pyloric chunk takes minutes to compile)."""
-    key = (model, chunk, theta_given, slice_size)
+def _cached_chunk_function(*args):
+    """``_chunk_function(*args)``, kept across calls for a hashable model: the rounds of a sequential
+    run and repeated checks on one model compile each shape once (a pyloric chunk takes minutes)."""
     try:
-        hit = _COMPILED.get(key)
+        hit = _COMPILED.get(args)
     except TypeError:  # a model with array fields: compiled per call
-        return _chunk_function(model, chunk, theta_given, slice_size)
+        return _chunk_function(*args)
     if hit is None:
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
-        hit = _COMPILED[key] = _chunk_function(model, chunk, theta_given, slice_size)
+        hit = _COMPILED[args] = _chunk_function(*args)
     return hit
 
 
-def _chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int):
+def _chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int, screen: bool):
     """A compiled ``(key, i, theta) -> (theta, x, screened)`` for one chunk of ``chunk`` simulations
-    (``screened``: ``[chunk]`` bool, or None for a model that does not screen)."""
+    (``screened``: ``[chunk]`` bool, or None when the model does not screen or ``screen`` is False)."""
     slices, devices = _layout(model, chunk, slice_size)
 
     def draw(key, i, theta):
@@ -143,7 +142,7 @@ def _chunk_function(model: Model, chunk: int, theta_given: bool, slice_size: int
             theta = model.prior.sample(k_prior, (chunk,)).astype(jnp.float32)
         return theta, k_sim
 
-    if model.screens:
+    if screen and model.screens:
         return _screened_chunk_function(model, chunk, draw, slices, devices)
     run_slices = _over_slices(model.simulate_features, devices)
 
@@ -213,6 +212,7 @@ def simulate(
     slice_size: int = DEFAULT_SLICE,
     progress: bool = True,
     max_chunks: int | None = None,
+    screen: bool = True,
 ) -> Bank:
     """Run ``n`` simulations of ``model``; parameters from its prior unless ``theta`` is given.
 
@@ -228,6 +228,8 @@ def simulate(
             of devices (a chunk that is not a multiple of it runs whole on one device).
         progress: show a progress bar.
         max_chunks: stop after computing this many new chunks (for tests of resumption).
+        screen: for a model that ``screens``, run its pilot first and finish only what passes
+            (False: every simulation in full, as checks of a posterior need).
 
     Returns:
         A ``Bank``; ``bank.stats`` holds ``sims_per_second``, ``compile_s``, ``num_invalid``,
@@ -246,8 +248,8 @@ def simulate(
             raise ValueError(f"theta has {theta.shape[0]} rows, expected n = {n}")
     n_chunks = -(-n // chunk_size)
 
-    store = (_open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta is not None)
-             if path else None)
+    store = (_open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta is not None,
+                         screen and model.screens) if path else None)
     if store is None:
         theta_out = np.zeros((n, dim), np.float32)
         x_out = np.zeros((n, n_features), np.float32)
@@ -259,7 +261,7 @@ def simulate(
 
     if slice_size < 1:
         raise ValueError(f"slice_size must be >= 1, got {slice_size}")
-    run = _cached_chunk_function(model, chunk_size, theta is not None, slice_size)
+    run = _cached_chunk_function(model, chunk_size, theta is not None, slice_size, screen)
     computed = 0
     compile_s = 0.0
     run_s = 0.0
@@ -331,7 +333,7 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta_given):
+def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta_given, screened):
     import zarr
 
     path = Path(path)
@@ -344,6 +346,7 @@ def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, th
         "bank_format": _BANK_FORMAT,
         "key": _key_data(key),
         "theta_given": theta_given,
+        "screened": screened,
         "param_names": list(model.param_names),
         "feature_names": list(model.feature_names),
     }
@@ -353,7 +356,8 @@ def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, th
     except OSError as err:
         raise OutputError(f"cannot create the simulation bank at {path}: {err}") from None
     if "done" in root:
-        old = dict(root.attrs)
+        # banks written before the "screened" key: the model screened them whenever it could
+        old = {"screened": model.screens, **dict(root.attrs)}
         for k, v in meta.items():
             if old.get(k) != v:
                 raise BankError(

@@ -51,6 +51,8 @@ def posterior_predictive(model, samples, observed_traces, key, *, num_draws: int
 def closeness(model, theta, x_o, key, *, scale, within: float = 2.0) -> dict:
     """Simulate the features at each row of ``theta`` and compare them with the observed ``x_o``.
 
+    Every simulation runs in full (no screening, ``simulate(..., screen=False)``).
+
     The deviation of each feature is in units of ``scale`` (per feature; NaN leaves a feature out of
     the test): for the pyloric network the spread of the rhythm across preparations, else the spread
     of the simulated features. A simulation is *close* when it is valid and every scaled feature lies
@@ -62,7 +64,7 @@ def closeness(model, theta, x_o, key, *, scale, within: float = 2.0) -> dict:
     from ..simulate import simulate
 
     theta = np.asarray(theta)
-    bank = simulate(model, len(theta), key, theta=theta, chunk_size=len(theta), progress=False)
+    bank = simulate(model, len(theta), key, theta=theta, chunk_size=len(theta), progress=False, screen=False)
     scale = np.asarray(scale, np.float64)
     used = np.isfinite(scale) & (scale > 0)
     deviation = (bank.x - np.asarray(x_o)) / np.where(used, scale, 1.0)
