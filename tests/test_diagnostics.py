@@ -29,7 +29,6 @@ def test_c2st_refuses_bad_input():
 
 def test_closeness_simulates_in_full_even_for_a_screening_model():
     from _toys import ScreenedToy
-
     from neurosbi.diagnostics import closeness
 
     theta = np.array([[-0.5, 0.2], [0.5, -0.2]], np.float32)  # the first would be screened out
