@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe, setup_devices  # noqa: E402
+from _pyloric import near_example, rhythm_closeness  # noqa: E402
 
 setup_devices()
 
 import jax  # noqa: E402
 
-from neurosbi.diagnostics import closeness  # noqa: E402
 from neurosbi.models import Pyloric  # noqa: E402
 
 
@@ -36,14 +36,11 @@ def main():
     p.add_argument("--spread", type=float, default=0.1)
     a = p.parse_args()
     model = Pyloric(pyloric_flag=True, screen_ms=None)
-    low, high = np.asarray(model.prior.minval), np.asarray(model.prior.maxval)
-    noise = np.asarray(jax.random.normal(jax.random.key(43), (a.num, 31)))
-    theta = model.default_truth + a.spread * (high - low) * noise
-    theta = np.clip(theta, low + 1e-3 * (high - low), high - 1e-3 * (high - low)).astype(np.float32)
+    theta = near_example(model, a.num, jax.random.key(43), a.spread)
 
     def run(seed):
-        res = closeness(model, theta, model.observation, jax.random.key(seed), scale=model.feature_scale)
-        return res["valid"] & (res["x"][:, -1] == 1), res["close"] & (res["x"][:, -1] == 1)
+        _, pyloric, close = rhythm_closeness(model, theta, jax.random.key(seed))
+        return pyloric, close
 
     t0 = time.perf_counter()
     (pyl1, close1), (pyl2, close2) = run(1), run(2)

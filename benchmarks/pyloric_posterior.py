@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe, setup_devices  # noqa: E402
+from _pyloric import rhythm_closeness  # noqa: E402
 
 setup_devices()
 
@@ -37,17 +38,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from neurosbi import priors  # noqa: E402
-from neurosbi.diagnostics import closeness, high_probability_path  # noqa: E402
+from neurosbi.diagnostics import high_probability_path  # noqa: E402
 from neurosbi.inference import NPEConfig, sequential_npe  # noqa: E402
 from neurosbi.models.pyloric import Pyloric  # noqa: E402
-
-
-def rhythm_closeness(flagged, theta, key):
-    """``(valid, pyloric_like, close)`` of runs at ``theta``: close = pyloric-like and all 15 rhythm
-    features within 2 experimental std of the preparation (``diagnostics.closeness``)."""
-    res = closeness(flagged, theta, flagged.observation, key, scale=flagged.feature_scale)
-    pyloric = res["x"][:, -1] == 1
-    return res["valid"], pyloric, pyloric & res["close"]
 
 
 def main():

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe, setup_devices  # noqa: E402
+from _pyloric import near_example  # noqa: E402
 
 setup_devices()
 
@@ -37,11 +38,8 @@ def main():
     a = p.parse_args()
     n = a.num
     full = Pyloric()
-    low, high = np.asarray(full.prior.minval), np.asarray(full.prior.maxval)
     prior_th = np.asarray(full.prior.sample(jax.random.key(42), (n // 2,)))
-    near = full.default_truth + 0.1 * (high - low) * np.asarray(jax.random.normal(jax.random.key(43), (n - n // 2, 31)))
-    near = np.clip(near, low + 1e-3 * (high - low), high - 1e-3 * (high - low))
-    theta = np.concatenate([prior_th, near]).astype(np.float32)
+    theta = np.concatenate([prior_th, near_example(full, n - n // 2, jax.random.key(43))]).astype(np.float32)
     half = np.arange(n) < n // 2
 
     def run(model):
