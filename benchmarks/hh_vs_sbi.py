@@ -4,7 +4,9 @@ a long-run reference posterior, training time.
 - Training bank: ``--num`` HH simulations (prior draws, the 7 published features); both estimators
   train on exactly the same rows. sbi: its default MAF (5 transforms, 50 hidden units). neurosbi:
   the candidates named by ``--ours`` (each timed and scored): ``maf`` (the default MAF, 5 x 50),
-  ``maf-sbi-opt`` (the same MAF with sbi's optimiser settings: batch 200, learning rate 5e-4), ``hh``
+  ``maf-sbi-opt`` (the same MAF with sbi's optimiser: batch 200, constant learning rate 5e-4,
+  gradients clipped at norm 5, stop after 20 epochs without improvement), ``maf-sbi-opt-log`` (the
+  same, with the resting std, variance and kurtosis read on a log scale, ``NPEConfig.log_features``), ``hh``
   (what ``neurosbi infer hh`` trains: ``workflow.npe_config_for(model)``, NSF with log moments).
 - Reference: a larger neural spline flow (8 transforms, 128 hidden units; the resting std, variance
   and kurtosis read on a log scale, which fits this posterior better, ``benchmarks/hh_calibration.py``)
@@ -17,7 +19,7 @@ a long-run reference posterior, training time.
 
     pip install torch==2.13.0 sbi
     python benchmarks/hh_vs_sbi.py [--num 100000] [--reference-num 1000000] [--reference-path ref.eqx] \
-        [--ours maf maf-sbi-opt hh] \
+        [--ours maf maf-sbi-opt maf-sbi-opt-log hh] \
         > benchmarks/results/hh_vs_sbi.json
 """
 
@@ -52,7 +54,7 @@ def main():
     p.add_argument("--draws", type=int, default=2_000)
     p.add_argument("--skip-sbi", action="store_true")
     p.add_argument("--one-device", action="store_true")
-    p.add_argument("--ours", nargs="+", default=["maf"], choices=["maf", "maf-sbi-opt", "hh"])
+    p.add_argument("--ours", nargs="+", default=["maf"], choices=["maf", "maf-sbi-opt", "maf-sbi-opt-log", "hh"])
     p.add_argument("--reference-path", default=None,
                    help="posterior file: loaded if it exists (no reference training), else written after training")
     a = p.parse_args()
@@ -81,7 +83,10 @@ def main():
 
     from neurosbi.workflow import npe_config_for
 
-    configs = {"maf": NPEConfig(), "maf-sbi-opt": NPEConfig(batch_size=200, learning_rate=5e-4),
+    configs = {"maf": NPEConfig(),
+               "maf-sbi-opt": NPEConfig(batch_size=200, learning_rate=5e-4, clip_norm=5.0, lr_patience=21),
+               "maf-sbi-opt-log": NPEConfig(batch_size=200, learning_rate=5e-4, clip_norm=5.0, lr_patience=21,
+                                            log_features=(2, 4, 6)),
                "hh": npe_config_for(model)}
     ours = {}
     result["neurosbi"] = {}

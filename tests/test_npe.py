@@ -185,3 +185,18 @@ def test_log_features_are_applied_by_training_and_posterior(gaussian_model):
                 progress=False)
     with pytest.raises(ValueError, match="distinct"):
         NPEConfig(log_features=(1, 1))
+
+
+def test_gradient_clipping_is_applied(gaussian_model):
+    """A clip norm far below Adam's epsilon stalls training: the clip sits in the optimiser."""
+    theta = np.asarray(gaussian_model.prior.sample(jax.random.key(0), (1000,)))
+    x = theta + 0.5 * np.asarray(jax.random.normal(jax.random.key(1), theta.shape))
+    losses = {}
+    for clip in (None, 1e-12):
+        _, history = fit_npe(theta, x, gaussian_model.prior, key=jax.random.key(2),
+                             config=NPEConfig(max_epochs=3, clip_norm=clip), progress=False)
+        losses[clip] = history.validation_loss
+    assert losses[None][-1] < losses[None][0] - 0.1
+    assert abs(losses[1e-12][-1] - losses[1e-12][0]) < 1e-3
+    with pytest.raises(ValueError, match="clip_norm must be > 0"):
+        NPEConfig(clip_norm=0.0)

@@ -85,6 +85,8 @@ class NPEConfig:
         support: how a box prior's support is respected (see the module docstring).
         ensemble: number of flows trained independently on the same minibatches; the posterior is
             their equal-weight mixture (more conservative, better calibrated; ``EnsembleFlow``).
+        clip_norm: if set, gradients are clipped to this global norm before each Adam step (sbi clips
+            at 5.0); None: no clipping.
         log_features: feature columns read as ``log(x + 1e-3)`` before z-scoring, by the training and
             by the posterior for every ``x`` it is given (features spanning orders of magnitude:
             variances, kurtosis). On the Hodgkin–Huxley posterior the log of the resting std, the
@@ -106,6 +108,7 @@ class NPEConfig:
     support: Literal["truncate", "logit"] = "truncate"
     ensemble: int = 1
     log_features: tuple[int, ...] = ()
+    clip_norm: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "log_features", tuple(int(i) for i in self.log_features))  # JSON gives a list
@@ -125,6 +128,8 @@ class NPEConfig:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm}")
 
 
 def _build_flow(key, config: NPEConfig, dim: int, cond_dim: int):
@@ -495,7 +500,12 @@ def fit_npe(
     if embedding is not None:
         flow = EmbeddedFlow(flow, embedding)
     params, static = eqx.partition(flow, eqx.is_inexact_array)
-    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=config.learning_rate)
+    def adam(learning_rate):
+        if config.clip_norm is None:
+            return optax.adam(learning_rate)
+        return optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(learning_rate))
+
+    optimizer = optax.inject_hyperparams(adam)(learning_rate=config.learning_rate)
     opt_state = optimizer.init(params)
 
     batch = min(config.batch_size, len(tr_idx))
