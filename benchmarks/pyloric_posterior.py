@@ -12,7 +12,7 @@ observation:
   density against the straight line and against the posterior's own 5 % quantile, and the share of
   points along it whose simulated rhythm is close as above.
 
-    python benchmarks/pyloric_posterior.py [--rounds 10000 8000 8000 8000] [--method apt] [--eval 500] \
+    python benchmarks/pyloric_posterior.py [--rounds 10000 8000 8000 8000] [--method apt] [--restrict-keep 0.9] [--eval 500] \
         [--bank-dir DIR] > benchmarks/results/pyloric_posterior.json
 
 With ``--bank-dir`` an interrupted campaign resumes: rerun the same command.
@@ -56,6 +56,8 @@ def main():
     p.add_argument("--screen-ms", type=float, default=4000.0, help="pilot run before finishing (0: no screening)")
     p.add_argument("--progress", action="store_true", help="progress bars and per-round lines on stderr")
     p.add_argument("--check", type=int, default=200, help="posterior draws simulated after each round (0: none)")
+    p.add_argument("--restrict-keep", type=float, default=0.99,
+                   help="share of valid parameters the validity restriction keeps (sequential_npe restrict_keep)")
     p.add_argument("--stop-at", type=float, default=0.75,
                    help="stop the rounds once this share of the --check draws is close (1: never)")
     a = p.parse_args()
@@ -66,7 +68,9 @@ def main():
     key = jax.random.key(a.seed)
     k_seq, k_eval, k_path = jax.random.split(key, 3)
     config = NPEConfig(flow="nsf", hidden_features=100, support="logit")
-    per_round = []
+    # the goal's measure after each round; kept next to the banks so a resumed campaign keeps earlier rounds'
+    checks_path = Path(a.bank_dir) / "checks.json" if a.bank_dir else None
+    per_round = json.loads(checks_path.read_text()) if checks_path and checks_path.exists() else []
 
     def check(report, posterior):  # the goal's measure after each round, on --check draws
         if not a.check:
@@ -74,15 +78,18 @@ def main():
         k = jax.random.fold_in(k_eval, 100 + report.round)
         draws = np.asarray(posterior.sample(k, a.check, jnp.asarray(x_o)))
         valid, pyl, close = rhythm_closeness(flagged, draws, jax.random.fold_in(k, 1))
+        per_round[:] = [c for c in per_round if c["round"] != report.round]
         per_round.append({"round": report.round, "num_simulations": int(sum(a.rounds[: report.round])),
                           "valid": float(valid.mean()), "pyloric_like": float(pyl.mean()),
                           "pyloric_and_within_2_std": float(close.mean())})
         print(json.dumps(per_round[-1]), file=sys.stderr, flush=True)
+        if checks_path:
+            checks_path.write_text(json.dumps(per_round, indent=1))
         return bool(close.mean() >= a.stop_at)
 
     t0 = time.perf_counter()
     result = sequential_npe(model, x_o, key=k_seq, rounds=len(a.rounds), simulations_per_round=a.rounds,
-                            method=a.method, config=config, restrict=True, progress=a.progress,
+                            method=a.method, config=config, restrict=True, restrict_keep=a.restrict_keep, progress=a.progress,
                             bank_dir=a.bank_dir, callback=check)
     infer_s = time.perf_counter() - t0
     posterior = result.posterior
@@ -133,7 +140,7 @@ def main():
     ratio[24:] = np.abs(end[24:] - start[24:]) / np.log(2.0)
     out = {
         "benchmark": "pyloric_posterior", "machine": describe(),
-        "method": a.method, "screen_ms": model.screen_ms if model.screens else None,
+        "method": a.method, "restrict_keep": a.restrict_keep, "screen_ms": model.screen_ms if model.screens else None,
         "budget": {"rounds": a.rounds, "total_simulations": int(sum(r.num_simulations for r in result.rounds)),
                    "valid_simulations": int(result.valid.sum()), "infer_s": infer_s},
         "after_each_round": per_round,

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neurosbi import ObservationError, priors
+from neurosbi import BankError, ObservationError, priors
 from neurosbi.inference import NPEConfig, fit_npe, sequential_npe, truncated_prior_sample
 from neurosbi.models import from_function
 
@@ -69,6 +69,8 @@ def test_bad_sequential_options(linear3):
         sequential_npe(linear3, X_O, key=jax.random.key(0), method="snle")
     with pytest.raises(ValueError, match="simulations_per_round must be"):
         sequential_npe(linear3, X_O, key=jax.random.key(0), rounds=2, simulations_per_round=[100])
+    with pytest.raises(ValueError, match="restrict_keep must be"):
+        sequential_npe(linear3, X_O, key=jax.random.key(0), restrict=True, restrict_keep=0.0)
     with pytest.raises(ValueError, match="num_atoms must be at least 2"):
         fit_npe(np.zeros((30, 3)), np.zeros((30, 3)), linear3.prior, key=jax.random.key(0), num_atoms=1)
 
@@ -106,6 +108,13 @@ def test_rounds_are_kept_on_disk_and_reloaded(linear3, tmp_path):
     again = sequential_npe(linear3, X_O, **kwargs)  # every chunk is reloaded, none simulated
     np.testing.assert_array_equal(first.theta, again.theta)
     np.testing.assert_array_equal(first.x, again.x)
+    # round 1's posterior only chose round 2's parameters, which are on disk: not retrained
+    assert [r.retrained for r in again.rounds] == [False, True] and again.rounds[0].epochs == 0
+    x_o = jnp.asarray(X_O, jnp.float32)
+    np.testing.assert_allclose(np.asarray(first.posterior.sample(jax.random.key(1), 50, x_o)),
+                               np.asarray(again.posterior.sample(jax.random.key(1), 50, x_o)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(BankError, match="key"):  # another seed does not reuse (or overwrite) these banks
+        sequential_npe(linear3, X_O, **{**kwargs, "key": jax.random.key(12)})
 
 
 def test_callback_sees_every_round_and_can_stop_early(linear3):

@@ -18,6 +18,7 @@ stated in simulations: ``simulations_per_round`` (one number, or one per round).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 from rich.console import Console
 
 from .._errors import ObservationError
-from ..simulate import simulate
+from ..simulate import Bank, _key_data, load_bank, simulate
 from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
 from .restriction import fit_validity
 
@@ -54,6 +55,7 @@ class RoundReport:
     posterior_mean: list[float]
     posterior_std: list[float]
     restriction: dict | None = None  # the validity classifier fitted after this round, if any
+    retrained: bool = True  # False: reloaded on resume, and its posterior was not needed (next round finished)
 
 
 @dataclass
@@ -97,6 +99,20 @@ def truncated_prior_sample(prior, posterior: Posterior, x_o, key, n: int, *, eps
     return np.concatenate(kept)[:n], accepted / drawn
 
 
+def _finished_bank(path, model, n, key) -> Bank | None:
+    """The bank at ``path`` if it holds all ``n`` simulations of ``model`` as configured now, made with
+    ``key``, else None."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        bank, meta = load_bank(path)
+    except Exception:  # not a bank (yet): ``simulate`` will say what is wrong
+        return None
+    same = (meta.get("model") == model.name and meta.get("num_simulations") == n and meta.get("key") == _key_data(key)
+            and meta.get("model_config") == json.loads(json.dumps(model.config(), default=str)))
+    return bank if same and bank.stats["complete"] else None
+
+
 def _posterior_proposal(posterior, x_o, key, n, accept, max_rounds: int = 50):
     """``n`` posterior draws at ``x_o``, inside the predicted-valid region if ``accept`` is given."""
     if accept is None:
@@ -128,6 +144,7 @@ def sequential_npe(
     progress: bool = True,
     embedding=None,
     restrict: bool = False,
+    restrict_keep: float = 0.99,
     bank_dir=None,
     callback=None,
 ) -> SequentialResult:
@@ -150,15 +167,22 @@ def sequential_npe(
             far were invalid, train a classifier of valid vs invalid on them and propose later rounds
             only where it predicts valid (``fit_validity``; Deistler et al. 2022); for models where
             much of the prior gives undefined features (pyloric: 99 %).
+        restrict_keep: the share of valid parameters the restriction must keep (``fit_validity``'s
+            ``keep_valid``): lower concentrates proposals on valid simulations (pyloric: 0.9 doubles
+            their share) at the cost of never proposing the rest of the valid region.
         callback: ``callback(report, posterior)`` after each round (its ``RoundReport`` and the posterior
             it trained), for a user's own checks; returning True stops after that round.
         bank_dir: keep each round's simulations in ``bank_dir/round_R.zarr``; a rerun with the same
-            arguments reloads finished rounds and resumes an interrupted one.
+            arguments reloads finished rounds and resumes an interrupted one. A finished round whose
+            next round is finished too is not retrained (its posterior and classifier only chose that
+            next round's parameters): it is reported with ``retrained=False`` and the callback skips it.
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if not 0.0 < restrict_keep <= 1.0:
+        raise ValueError(f"restrict_keep must be in (0, 1], got {restrict_keep}")
     budget = [simulations_per_round] * rounds if np.isscalar(simulations_per_round) else list(simulations_per_round)
     if len(budget) != rounds or min(budget) < 1:
         raise ValueError(f"simulations_per_round must be a positive number or {rounds} of them, got {simulations_per_round}")
@@ -167,28 +191,44 @@ def sequential_npe(
     thetas, xs, valids, reports = [], [], [], []
     posterior = history = None
     validity = None
-    for r in range(rounds):
+    paths = [None if bank_dir is None else Path(bank_dir) / f"round_{r + 1}.zarr" for r in range(rounds)]
+    round_keys = []
+    for r in range(rounds):  # (proposal, simulation, training) keys of each round
         k_prop, k_sim, k_train, key = jax.random.split(jax.random.fold_in(key, r), 4)
+        round_keys.append((k_prop, k_sim, k_train))
+    finished = [_finished_bank(paths[r], model, budget[r], round_keys[r][1]) for r in range(rounds)]
+    for r in range(rounds):
+        k_prop, k_sim, k_train = round_keys[r]
         acceptance = None
         accept = None if validity is None else validity.accept
-        if r == 0:
-            theta, proposal = None, "prior"
-        elif method == "tsnpe":
-            theta, acceptance = truncated_prior_sample(prior, posterior, x_o, k_prop, budget[r], epsilon=epsilon,
-                                                       accept=accept)
-            proposal = "truncated prior" + (" in the predicted-valid region" if accept else "")
-        else:
-            theta, proposal = _posterior_proposal(posterior, x_o, k_prop, budget[r], accept)
         t0 = time.perf_counter()
-        path = None if bank_dir is None else Path(bank_dir) / f"round_{r + 1}.zarr"
-        bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
-                        progress=progress, path=path)
+        if finished[r] is not None:
+            bank, proposal = finished[r], "reloaded from " + str(paths[r])
+        else:
+            if r == 0:
+                theta, proposal = None, "prior"
+            elif method == "tsnpe":
+                theta, acceptance = truncated_prior_sample(prior, posterior, x_o, k_prop, budget[r], epsilon=epsilon,
+                                                           accept=accept)
+                proposal = "truncated prior" + (" in the predicted-valid region" if accept else "")
+            else:
+                theta, proposal = _posterior_proposal(posterior, x_o, k_prop, budget[r], accept)
+            t0 = time.perf_counter()
+            bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
+                            progress=progress, path=paths[r])
         simulate_s = time.perf_counter() - t0
         thetas.append(bank.theta), xs.append(bank.x), valids.append(bank.valid)
         if bank.num_invalid:
             screened = f", {bank.num_screened} of them screened out by the pilot run" if bank.num_screened else ""
             _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN"
                            f"{screened}); excluded from training")
+        if r + 1 < rounds and finished[r] is not None and finished[r + 1] is not None:
+            reports.append(RoundReport(
+                round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid,
+                num_screened=bank.num_screened, proposal=proposal, acceptance=None, simulate_s=simulate_s,
+                train_s=0.0, epochs=0, validation_loss=float("nan"), posterior_mean=[], posterior_std=[],
+                retrained=False))
+            continue
         t0 = time.perf_counter()
         atoms = num_atoms if (method == "apt" and r > 0) else None
         posterior, history = fit_npe(
@@ -201,7 +241,8 @@ def sequential_npe(
         restriction = None
         all_valid = np.concatenate(valids)
         if restrict and r + 1 < rounds and (~all_valid).mean() > RESTRICT_ABOVE:
-            validity = fit_validity(np.concatenate(thetas), all_valid, jax.random.fold_in(k_train, 2))
+            validity = fit_validity(np.concatenate(thetas), all_valid, jax.random.fold_in(k_train, 2),
+                                    keep_valid=restrict_keep)
             restriction = {"valid_fraction": validity.valid_fraction, "kept_invalid": validity.kept_invalid,
                            "threshold": validity.threshold}
         report = RoundReport(
