@@ -167,6 +167,7 @@ def infer(
         sequential = sequential_npe(
             model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
             method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net, restrict=True,
+            restrict_keep=model.infer_defaults.get("restrict_keep", 0.99),
             bank_dir=out / "banks",
         )
         posterior, history = sequential.posterior, sequential.history

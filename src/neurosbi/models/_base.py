@@ -67,7 +67,8 @@ class Model(eqx.Module):
     # the others invalid, marked screened. Needs ``per_simulation_keys``.
     screens: ClassVar[bool] = False
     # what ``infer`` / ``neurosbi infer MODEL`` use when not told: num_simulations, rounds, flow,
-    # log_features (feature names read on a log scale by the posterior, ``NPEConfig.log_features``)
+    # log_features (feature names read on a log scale by the posterior, ``NPEConfig.log_features``),
+    # restrict_keep (``sequential_npe``'s share of valid parameters the validity restriction keeps)
     infer_defaults: ClassVar[dict] = {}
 
     @property
