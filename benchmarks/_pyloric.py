@@ -1,8 +1,11 @@
 """Helpers shared by the pyloric benchmarks: circuits near the example, and the goal's closeness test."""
 
+from pathlib import Path
+
 import jax
 import numpy as np
 
+from neurosbi import load_bank
 from neurosbi.diagnostics import closeness
 
 
@@ -21,3 +24,12 @@ def rhythm_closeness(flagged, theta, key):
     res = closeness(flagged, theta, flagged.observation, key, scale=flagged.feature_scale)
     pyloric = res["x"][:, -1] == 1
     return res["valid"], pyloric, pyloric & res["close"]
+
+
+def campaign_banks(bank_dir) -> list:
+    """``(bank, meta)`` of each round of a ``pyloric_posterior.py --bank-dir`` campaign, in order, up to
+    the first round not started."""
+    out = []
+    while (path := Path(bank_dir) / f"round_{len(out) + 1}.zarr").exists():
+        out.append(load_bank(path))
+    return out

@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
+from _pyloric import campaign_banks  # noqa: E402
 
-from neurosbi import load_bank  # noqa: E402
 from neurosbi.models.pyloric import Pyloric  # noqa: E402
 
 
@@ -31,11 +31,7 @@ def main():
     x_o, scale = np.asarray(model.observation), np.asarray(model.feature_scale)
     used = np.isfinite(scale) & (scale > 0)
     rounds = []
-    for r in range(1, 1000):
-        path = Path(a.bank_dir) / f"round_{r}.zarr"
-        if not path.exists():
-            break
-        bank, meta = load_bank(path)
+    for r, (bank, meta) in enumerate(campaign_banks(a.bank_dir), start=1):
         dev = np.abs(bank.x[bank.valid][:, used] - x_o[used]) / scale[used]
         rounds.append({"round": r, "planned": meta["num_simulations"], "done": len(bank),
                        "passed_pilot": int(len(bank) - bank.num_screened), "valid": int(bank.valid.sum()),

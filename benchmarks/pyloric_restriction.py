@@ -18,12 +18,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe, setup_devices  # noqa: E402
+from _pyloric import campaign_banks  # noqa: E402
 
 setup_devices()
 
 import jax  # noqa: E402
 
-from neurosbi import load_bank  # noqa: E402
 from neurosbi.inference import fit_validity  # noqa: E402
 
 
@@ -34,11 +34,7 @@ def main():
     p.add_argument("--widths", type=int, nargs="+", default=[64, 256], help="classifier widths (depth 2 and 3)")
     a = p.parse_args()
     banks = []
-    for r in range(1, 1000):
-        path = Path(a.bank_dir) / f"round_{r}.zarr"
-        if not path.exists():
-            break
-        bank, _ = load_bank(path)
+    for bank, _ in campaign_banks(a.bank_dir):
         if not bank.stats["complete"]:
             break
         banks.append(bank)
