@@ -40,7 +40,8 @@ import jax.numpy as jnp  # noqa: E402
 
 from neurosbi import priors  # noqa: E402
 from neurosbi.diagnostics import high_probability_path  # noqa: E402
-from neurosbi.inference import NPEConfig, fit_validity, sequential_npe  # noqa: E402
+from neurosbi.inference import NPEConfig, fit_validity, restricted_posterior_sample, sequential_npe  # noqa: E402
+from neurosbi.inference.snpe import RESTRICT_KEEP  # noqa: E402
 from neurosbi.models.pyloric import Pyloric  # noqa: E402
 
 
@@ -57,7 +58,7 @@ def main():
     p.add_argument("--screen-ms", type=float, default=4000.0, help="pilot run before finishing (0: no screening)")
     p.add_argument("--progress", action="store_true", help="progress bars and per-round lines on stderr")
     p.add_argument("--check", type=int, default=200, help="posterior draws simulated after each round (0: none)")
-    p.add_argument("--restrict-keep", type=float, default=0.99,
+    p.add_argument("--restrict-keep", type=float, default=RESTRICT_KEEP,
                    help="share of valid parameters the validity restriction keeps (sequential_npe restrict_keep)")
     p.add_argument("--stop-at", type=float, default=0.75,
                    help="stop the rounds once this share of the --check draws is close (1: never)")
@@ -99,14 +100,10 @@ def main():
     valid, pyl, close = rhythm_closeness(flagged, samples, jax.random.fold_in(k_eval, 1))
     # the same posterior restricted to where a classifier of all the campaign's simulations predicts valid
     # rhythms (keeping 99 % of valid parameters): the posterior has no mass where circuits are not pyloric
-    validity = fit_validity(result.theta, result.valid, jax.random.fold_in(k_eval, 2), keep_valid=0.99)
-    restricted = []
-    for i in range(50):
-        draws = np.asarray(posterior.sample(jax.random.fold_in(k_eval, 10 + i), 4 * a.eval, jnp.asarray(x_o)))
-        restricted.append(draws[validity.accept(draws)])
-        if sum(map(len, restricted)) >= a.eval:
-            break
-    restricted = np.concatenate(restricted)[: a.eval]
+    keep = 0.99
+    validity = fit_validity(result.theta, result.valid, jax.random.fold_in(k_eval, 2), keep_valid=keep)
+    restricted = restricted_posterior_sample(posterior, jnp.asarray(x_o), jax.random.fold_in(k_eval, 10), a.eval,
+                                             validity.accept)
     r_valid, r_pyl, r_close = rhythm_closeness(flagged, restricted, jax.random.fold_in(k_eval, 3))
 
     # the path between the densest of 2,000 samples and the most distant of the denser half
@@ -162,7 +159,7 @@ def main():
         "posterior_predictive": {"num": a.eval, "valid": float(np.mean(valid)), "pyloric_like": float(pyl.mean()),
                                  "pyloric_and_within_2_std": float(close.mean())},
         "posterior_predictive_restricted": {
-            "num": int(len(restricted)), "classifier_keeps_valid": 0.99,
+            "num": int(len(restricted)), "classifier_keeps_valid": keep,
             "posterior_share_accepted": float(np.mean(validity.accept(samples))),
             "valid": float(np.mean(r_valid)), "pyloric_like": float(r_pyl.mean()),
             "pyloric_and_within_2_std": float(r_close.mean())},

@@ -129,3 +129,17 @@ def test_callback_sees_every_round_and_can_stop_early(linear3):
                          config=NPEConfig(batch_size=64, max_epochs=20), progress=False, callback=stop_after_two)
     assert seen == [(1, 300, (100, 3)), (2, 200, (100, 3))]
     assert len(res.rounds) == 2 and len(res.theta) == 500  # rounds 3 and 4 never simulated
+
+
+def test_restricted_posterior_sample_keeps_only_accepted_draws():
+    from neurosbi.inference import restricted_posterior_sample
+
+    class Normal2:  # a stand-in posterior: standard normal draws in 2-D
+        def sample(self, key, n, x_o):
+            return jax.random.normal(key, (n, 2))
+
+    theta = restricted_posterior_sample(Normal2(), None, jax.random.key(0), 500, lambda t: t[:, 0] > 1.0)
+    assert theta.shape == (500, 2) and np.all(theta[:, 0] > 1.0)
+    assert abs(np.median(theta[:, 1])) < 0.15  # the other coordinate is untouched
+    with pytest.raises(ObservationError, match="almost no mass"):
+        restricted_posterior_sample(Normal2(), None, jax.random.key(1), 100, lambda t: t[:, 0] > 10.0)

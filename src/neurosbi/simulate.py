@@ -333,18 +333,21 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+def bank_identity(model: Model, n: int, key) -> dict:
+    """The metadata that makes a bank these simulations: model, its configuration, their number, the key."""
+    return {"model": model.name, "model_config": json.loads(json.dumps(model.config(), default=str)),
+            "num_simulations": n, "key": _key_data(key)}
+
+
 def _open_store(path, model, n, key, chunk_size, slice_size, dim, n_features, theta_given, screened):
     import zarr
 
     path = Path(path)
     meta = {
-        "model": model.name,
-        "model_config": json.loads(json.dumps(model.config(), default=str)),
-        "num_simulations": n,
+        **bank_identity(model, n, key),
         "chunk_size": chunk_size,
         "slice_size": slice_size,
         "bank_format": _BANK_FORMAT,
-        "key": _key_data(key),
         "theta_given": theta_given,
         "screened": screened,
         "param_names": list(model.param_names),

@@ -34,6 +34,7 @@ from .diagnostics import (
     zscore_shrinkage,
 )
 from .inference import NPEConfig, fit_npe, fit_temperature, sequential_npe, to_inference_data, trace_cnn
+from .inference.snpe import RESTRICT_KEEP
 from .models import Model, RawTraces, simulate_traces
 from .report import write_report
 from .simulate import DEFAULT_CHUNK, load_bank, simulate
@@ -167,7 +168,7 @@ def infer(
         sequential = sequential_npe(
             model, x_o, key=k_bank, rounds=rounds, simulations_per_round=max(num_simulations // rounds, 1),
             method=method, config=config, chunk_size=chunk_size, progress=progress, embedding=net, restrict=True,
-            restrict_keep=model.infer_defaults.get("restrict_keep", 0.99),
+            restrict_keep=model.infer_defaults.get("restrict_keep", RESTRICT_KEEP),
             bank_dir=out / "banks",
         )
         posterior, history = sequential.posterior, sequential.history

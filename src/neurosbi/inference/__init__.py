@@ -14,6 +14,7 @@ from .restriction import Validity as Validity
 from .restriction import fit_validity as fit_validity
 from .snpe import RoundReport as RoundReport
 from .snpe import SequentialResult as SequentialResult
+from .snpe import restricted_posterior_sample as restricted_posterior_sample
 from .snpe import sequential_npe as sequential_npe
 from .snpe import truncated_prior_sample as truncated_prior_sample
 from .temperature import fit_temperature as fit_temperature

@@ -18,7 +18,6 @@ stated in simulations: ``simulations_per_round`` (one number, or one per round).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +29,13 @@ import numpy as np
 from rich.console import Console
 
 from .._errors import ObservationError
-from ..simulate import Bank, _key_data, load_bank, simulate
+from ..simulate import Bank, bank_identity, load_bank, simulate
 from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
 from .restriction import fit_validity
 
 _console = Console(stderr=True)
 RESTRICT_ABOVE = 0.05  # share of invalid simulations above which ``restrict`` fits the classifier
+RESTRICT_KEEP = 0.99  # share of valid parameters the restriction keeps, unless told
 
 
 @dataclass
@@ -108,15 +108,15 @@ def _finished_bank(path, model, n, key) -> Bank | None:
         bank, meta = load_bank(path)
     except Exception:  # not a bank (yet): ``simulate`` will say what is wrong
         return None
-    same = (meta.get("model") == model.name and meta.get("num_simulations") == n and meta.get("key") == _key_data(key)
-            and meta.get("model_config") == json.loads(json.dumps(model.config(), default=str)))
+    same = all(meta.get(k) == v for k, v in bank_identity(model, n, key).items())
     return bank if same and bank.stats["complete"] else None
 
 
-def _posterior_proposal(posterior, x_o, key, n, accept, max_rounds: int = 50):
-    """``n`` posterior draws at ``x_o``, inside the predicted-valid region if ``accept`` is given."""
+def restricted_posterior_sample(posterior, x_o, key, n: int, accept=None, max_rounds: int = 50) -> np.ndarray:
+    """``n`` posterior draws at ``x_o``, only those where ``accept(theta)`` is True if given (the
+    predicted-valid region of a ``Validity``), by rejection."""
     if accept is None:
-        return np.asarray(posterior.sample(key, n, x_o)), "posterior"
+        return np.asarray(posterior.sample(key, n, x_o))
     kept, total = [], 0
     for i in range(max_rounds):
         theta = np.asarray(posterior.sample(jax.random.fold_in(key, i), 2 * n, x_o))
@@ -124,7 +124,7 @@ def _posterior_proposal(posterior, x_o, key, n, accept, max_rounds: int = 50):
         kept.append(theta)
         total += len(theta)
         if total >= n:
-            return np.concatenate(kept)[:n], "posterior in the predicted-valid region"
+            return np.concatenate(kept)[:n]
     raise ObservationError("the posterior puts almost no mass where simulations are predicted valid; "
                            "run without restrict")
 
@@ -144,7 +144,7 @@ def sequential_npe(
     progress: bool = True,
     embedding=None,
     restrict: bool = False,
-    restrict_keep: float = 0.99,
+    restrict_keep: float = RESTRICT_KEEP,
     bank_dir=None,
     callback=None,
 ) -> SequentialResult:
@@ -212,7 +212,8 @@ def sequential_npe(
                                                            accept=accept)
                 proposal = "truncated prior" + (" in the predicted-valid region" if accept else "")
             else:
-                theta, proposal = _posterior_proposal(posterior, x_o, k_prop, budget[r], accept)
+                theta = restricted_posterior_sample(posterior, x_o, k_prop, budget[r], accept)
+                proposal = "posterior" + (" in the predicted-valid region" if accept else "")
             t0 = time.perf_counter()
             bank = simulate(model, budget[r], k_sim, theta=theta, chunk_size=min(chunk_size, budget[r]),
                             progress=progress, path=paths[r])
