@@ -404,6 +404,77 @@ class TrainingHistory:
         return dict(self.__dict__)
 
 
+def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, progress: bool = True,
+               label: str = "training flow"):
+    """Fit ``flow`` by minimising ``loss_fn(flow, *rows)`` with Adam and early stopping.
+
+    The one training loop of neurosbi's flows (posteriors, densities of features): each epoch is one
+    compiled ``lax.scan`` over shuffled minibatches of the ``train`` arrays (equal first axes); the
+    validation loss on the ``validation`` arrays decides early stopping (``config.patience``) and
+    learning-rate halving (``config.lr_patience``) between epochs.
+
+    Returns:
+        ``(best_flow, history)``: the flow of the epoch with the lowest validation loss.
+    """
+    params, static = eqx.partition(flow, eqx.is_inexact_array)
+
+    def adam(learning_rate):
+        if config.clip_norm is None:
+            return optax.adam(learning_rate)
+        return optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(learning_rate))
+
+    optimizer = optax.inject_hyperparams(adam)(learning_rate=config.learning_rate)
+    opt_state = optimizer.init(params)
+    n_train = train[0].shape[0]
+    batch = min(config.batch_size, n_train)
+    n_batches = n_train // batch
+
+    def loss(p, *rows):
+        return loss_fn(eqx.combine(p, static), *rows)
+
+    @jax.jit
+    def epoch(params, opt_state, key):
+        order = jax.random.permutation(key, n_train)[: n_batches * batch].reshape(n_batches, batch)
+
+        def step(carry, idx):
+            params, opt_state = carry
+            value, grads = jax.value_and_grad(loss)(params, *(a[idx] for a in train))
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), value
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
+        return params, opt_state, jnp.mean(losses), loss(params, *validation)
+
+    history = TrainingHistory(num_train=n_train, num_validation=validation[0].shape[0])
+    best = (np.inf, params)
+    stale = lr_stale = 0
+    lr = config.learning_rate
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), disable=not progress) as bar:
+        task = bar.add_task("train", total=config.max_epochs, info="")
+        for ep in range(config.max_epochs):
+            key, k = jax.random.split(key)
+            params, opt_state, tr_loss, val_loss = epoch(params, opt_state, k)
+            tr_loss, val_loss = float(tr_loss), float(val_loss)
+            if not np.isfinite(tr_loss):
+                raise TrainingError(f"training loss became {tr_loss} at epoch {ep}; lower learning_rate")
+            history.train_loss.append(tr_loss)
+            history.validation_loss.append(val_loss)
+            if val_loss < best[0]:
+                best, stale, lr_stale, history.best_epoch = (val_loss, params), 0, 0, ep
+            else:
+                stale += 1
+                lr_stale += 1
+            if lr_stale >= config.lr_patience:  # reduce on plateau
+                lr, lr_stale = lr * 0.5, 0
+                opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+            bar.update(task, advance=1, info=f"epoch {ep} val {val_loss:.3f} best {best[0]:.3f}")
+            if stale >= config.patience:
+                break
+    history.epochs = len(history.train_loss)
+    return eqx.combine(best[1], static), history
+
+
 def fit_npe(
     theta,
     x,
@@ -499,80 +570,30 @@ def fit_npe(
     flow = _build_flow(key_init, config, dim, x.shape[1] if embedding is None else embedding.out_features)
     if embedding is not None:
         flow = EmbeddedFlow(flow, embedding)
-    params, static = eqx.partition(flow, eqx.is_inexact_array)
-    def adam(learning_rate):
-        if config.clip_norm is None:
-            return optax.adam(learning_rate)
-        return optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(learning_rate))
-
-    optimizer = optax.inject_hyperparams(adam)(learning_rate=config.learning_rate)
-    opt_state = optimizer.init(params)
-
-    batch = min(config.batch_size, len(tr_idx))
-    n_batches = len(tr_idx) // batch
     tr_theta, tr_x, tr_lp = zt[tr_idx], zx[tr_idx], lp_prior[tr_idx]
     val_theta, val_x, val_lp = zt[val_idx], zx[val_idx], lp_prior[val_idx]
 
-    def nll(p, th, xx, lp):
-        flow = eqx.combine(p, static)
+    def nll(flow, th, xx, lp):
         if isinstance(flow, EnsembleFlow):  # each member on its own likelihood: a deep ensemble
             return -jnp.mean(flow.member_log_probs(th, xx))
         return -jnp.mean(flow.log_prob(th, condition=xx))
 
-    def atomic(p, th, xx, lp):
+    def atomic(flow, th, xx, lp):
         """Row i's atoms: its own θ, then the θ of rows i+1, ..., i+K-1 (cyclically)."""
         k = num_atoms
         b = th.shape[0]
         idx = (jnp.arange(b)[:, None] + jnp.arange(k)[None, :]) % b  # [b, k], column 0 = own
-        flow = eqx.combine(p, static)
         cond = jnp.broadcast_to(xx[:, None, :], (b, k, xx.shape[-1]))
         logits = flow.log_prob(th[idx], condition=cond) - lp[idx]
         return -jnp.mean(logits[:, 0] - jax.nn.logsumexp(logits, axis=1))
 
-    loss_fn = atomic if num_atoms else nll
-
-    @jax.jit
-    def epoch(params, opt_state, key):
-        order = jax.random.permutation(key, tr_theta.shape[0])[: n_batches * batch].reshape(n_batches, batch)
-
-        def step(carry, idx):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, tr_theta[idx], tr_x[idx], tr_lp[idx])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses), loss_fn(params, val_theta, val_x, val_lp)
-
-    history = TrainingHistory(num_train=len(tr_idx), num_validation=n_val, num_invalid_dropped=n_dropped)
-    best = (np.inf, params)
-    stale = lr_stale = 0
-    lr = config.learning_rate
-    with Progress(TextColumn("[bold]training posterior"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), disable=not progress) as bar:
-        task = bar.add_task("train", total=config.max_epochs, info="")
-        for ep in range(config.max_epochs):
-            key_train, k = jax.random.split(key_train)
-            params, opt_state, tr_loss, val_loss = epoch(params, opt_state, k)
-            tr_loss, val_loss = float(tr_loss), float(val_loss)
-            if not np.isfinite(tr_loss):
-                raise TrainingError(f"training loss became {tr_loss} at epoch {ep}; lower learning_rate")
-            history.train_loss.append(tr_loss)
-            history.validation_loss.append(val_loss)
-            if val_loss < best[0]:
-                best, stale, lr_stale, history.best_epoch = (val_loss, params), 0, 0, ep
-            else:
-                stale += 1
-                lr_stale += 1
-            if lr_stale >= config.lr_patience:  # reduce on plateau
-                lr, lr_stale = lr * 0.5, 0
-                opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
-            bar.update(task, advance=1, info=f"epoch {ep} val {val_loss:.3f} best {best[0]:.3f}")
-            if stale >= config.patience:
-                break
-    history.epochs = len(history.train_loss)
+    flow, history = train_flow(
+        flow, atomic if num_atoms else nll, (tr_theta, tr_x, tr_lp), (val_theta, val_x, val_lp),
+        config=config, key=key_train, progress=progress, label="training posterior",
+    )
+    history.num_invalid_dropped = n_dropped
     posterior = Posterior(
-        flow=eqx.combine(best[1], static),
+        flow=flow,
         theta_loc=jnp.asarray(theta_loc, jnp.float32), theta_scale=jnp.asarray(theta_scale, jnp.float32),
         x_loc=jnp.asarray(x_loc, jnp.float32), x_scale=jnp.asarray(x_scale, jnp.float32),
         low=low, high=high, param_names=param_names, config=config,
