@@ -286,6 +286,20 @@ class Posterior(eqx.Module):
                     rows[-1][j] = np.nan
         return jnp.asarray(np.concatenate(rows))
 
+    def summary(self, xs, key, *, num_draws: int = 64, block: int = 512):
+        """A learned summary of each observation ``xs [m, n_features]``: ``[m, k]``.
+
+        With an embedding net, its output; otherwise the mean of ``num_draws`` draws of the flow in
+        its standardized parameter coordinates (an estimate of E[θ | x], the statistic an NPE learns).
+        The misspecification checks compare observations in this space.
+        """
+        xs = self._check_x(xs)
+        if xs.ndim != 2:
+            raise ShapeError(f"summary takes observations [m, {self.num_features}], got {xs.shape}")
+        keys = jax.random.split(key, xs.shape[0])
+        return jnp.concatenate([_summary(self, keys[i:i + block], num_draws, xs[i:i + block])
+                                for i in range(0, xs.shape[0], block)])
+
     def log_prob(self, theta, x):
         """log q(θ | x); θ ``[..., dim]`` with ``x`` ``[n_features]`` or broadcastable ``[..., n_features]``."""
         x = self._check_x(x)
@@ -346,6 +360,18 @@ def _sample_jit(posterior: Posterior, key, n, x):
 @eqx.filter_jit
 def _sample_many_jit(posterior: Posterior, keys, n, xs):
     return jax.vmap(lambda k, x: _sample_jit(posterior, k, n, x))(keys, xs)
+
+
+@eqx.filter_jit
+def _summary_jit(posterior: Posterior, keys, n, xs):
+    flow = posterior.flow
+    if isinstance(flow, EmbeddedFlow):
+        return flow._embed(posterior._standardize_x(xs))
+    return jax.vmap(lambda k, x: jnp.mean(flow.sample(k, (n,), condition=posterior._standardize_x(x)), axis=0))(keys, xs)
+
+
+def _summary(posterior: Posterior, keys, n, xs):
+    return _summary_jit(_untagged(posterior), keys, n, xs)
 
 
 @eqx.filter_jit
