@@ -26,7 +26,7 @@ def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
     metrics = infer(registered, out=tmp_path, num_simulations=3000, seed=1, progress=False, num_coverage_tests=200)
     for name in ["metrics.json", "posterior.nc", "posterior.eqx", "pairplot.png", "ppc.png", "calibration.png",
                  "report.html", "bank.zarr", "conditional_correlations.png", "path.png", "perturbations.png",
-                 "ppc_features.png"]:
+                 "ppc_features.png", "misspecification.png"]:
         assert (tmp_path / name).exists(), name
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     for field in ["true_params", "posterior_mean", "posterior_std", "z_score", "shrinkage", "rmse_posterior_mean",
@@ -53,6 +53,11 @@ def test_infer_writes_every_output_and_is_calibrated(registered, tmp_path):
     fp = on_disk["feature_predictive"]
     assert fp["valid"] == 1.0 and fp["num_draws"] == 200 and fp["close"] > 0.85, fp
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+    # the model check: the simulated observation is consistent; the learned space is tested too
+    check = on_disk["misspecification"]
+    assert check["verdict"] == "consistent" and check["flagged"] == []
+    assert [t["space"] for t in check["tests"]] == ["features", "posterior summary", "features"]
+    assert "Model check" in (tmp_path / "report.html").read_text()
 
 
 def test_zscore_and_shrinkage_definitions(gaussian_model):
@@ -192,3 +197,38 @@ def test_npe_config_follows_the_model_defaults():
 
     with pytest.raises(ValueError, match="no_such_feature"):
         npe_config_for(Odd())
+
+
+def test_cli_check_on_observation_files(registered, tmp_path):
+    np.savez(tmp_path / "far.npz", features=np.array([6.0, 6.0]))
+    res = runner.invoke(app, ["check", "linear_gaussian", "--observation", str(tmp_path / "far.npz"),
+                              "--num-simulations", "1500", "--out", str(tmp_path / "far"), "--quiet"])
+    assert res.exit_code == 1, res.output  # misspecified
+    record = json.loads((tmp_path / "far" / "check.json").read_text())
+    assert record["verdict"] == "misspecified" and all(t["pvalue"] < 0.01 for t in record["tests"])
+    assert (tmp_path / "far" / "misspecification.png").exists() and (tmp_path / "far" / "report.html").exists()
+    (tmp_path / "near.csv").write_text("0.3,-0.2\n")
+    res = runner.invoke(app, ["check", "linear_gaussian", "--observation", str(tmp_path / "near.csv"),
+                              "--num-simulations", "1500", "--out", str(tmp_path / "far"), "--quiet"])
+    assert res.exit_code == 0, res.output  # the bank is reused (resumed), the verdict is consistent
+    assert json.loads((tmp_path / "far" / "check.json").read_text())["verdict"] == "consistent"
+
+
+def test_bad_observation_files_are_refused(registered, tmp_path):
+    from neurosbi.workflow import load_observation
+
+    (tmp_path / "obs.txt").write_text("1 2")
+    np.savez(tmp_path / "wrong.npz", data=np.zeros(2))
+    np.savez(tmp_path / "short.npz", features=np.zeros(3))
+    (tmp_path / "words.csv").write_text("a,b\nx,y\n")
+    cases = {"obs.txt": "must be .npz or .csv", "missing.npz": "does not exist", "wrong.npz": r"holds \['data'\]",
+             "short.npz": "expects 2 features", "words.csv": "not a table of numbers"}
+    for name, message in cases.items():
+        with pytest.raises(Exception, match=message):
+            load_observation(registered, tmp_path / name)
+    res = runner.invoke(app, ["check", "linear_gaussian", "--observation", str(tmp_path / "obs.txt")])
+    assert res.exit_code == 2 and "must be .npz or .csv" in res.output
+    m = models.get("montbrio")
+    (tmp_path / "traces.csv").write_text("r,x\n1,2\n")
+    with pytest.raises(Exception, match=r"columns \['r', 'x'\]"):
+        load_observation(m, tmp_path / "traces.csv")

@@ -107,14 +107,26 @@ def infer_cmd(
     calibration: int = typer.Option(
         1000, help="held-out simulations to fit the posterior's temperature on (at most a tenth; 0: off)"),
     coverage_tests: int = typer.Option(200, "--coverage-tests", help="further held-out simulations for coverage"),
+    observation: Optional[Path] = typer.Option(
+        None, "--observation", help="recorded observation: .npz (traces and/or features) or .csv (traces, one "
+        "column per channel; or one row of features under their names) [default: the published one]"),
+    check: bool = typer.Option(True, "--check/--no-check", help="test whether the model can explain the observation"),
+    alpha: float = typer.Option(0.05, help="level of the misspecification check"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
-    """Infer MODEL's parameters from its published observation; write metrics, samples, figures, report."""
+    """Infer MODEL's parameters from an observation; write metrics, samples, figures, report.
+
+    The observation is the published one (or a simulation at the published truth) unless --observation
+    is given. The model check (on by default) says whether any parameter can explain it."""
     from .inference import NPEConfig
-    from .workflow import infer, npe_config_for
+    from .workflow import infer, load_observation, npe_config_for
 
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
+        traces = features = None
+        if observation is not None:
+            traces, features = load_observation(m, observation)
+            features = None if traces is not None else features
         defaults = {"num_simulations": 10_000, "rounds": 1, "flow": "maf", **m.infer_defaults}
         num_simulations = defaults["num_simulations"] if num_simulations is None else num_simulations
         rounds = (1 if from_bank else defaults["rounds"]) if rounds is None else rounds
@@ -122,7 +134,8 @@ def infer_cmd(
         metrics = infer(m, out=out, num_simulations=num_simulations, seed=seed, bank_path=from_bank,
                         config=config, progress=not quiet, rounds=rounds, method=method,
                         embedding=embedding, trace_every=every, num_calibration=calibration,
-                        num_coverage_tests=coverage_tests)
+                        num_coverage_tests=coverage_tests, observed_traces=traces, observed_features=features,
+                        check=check, alpha=alpha)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")
@@ -137,6 +150,46 @@ def infer_cmd(
         f"simulate {t['simulate_s']:.1f} s, train {t['train_s']:.1f} s, sample {t['sample_s']:.2f} s, "
         f"total {t['total_s']:.1f} s | report: {out / 'report.html'}"
     )
+
+
+@app.command("check")
+def check_cmd(
+    model: str = typer.Argument(..., help="model name (see `neurosbi models`)"),
+    observation: Optional[Path] = typer.Option(
+        None, "--observation", help=".npz (traces and/or features) or .csv (traces, one column per channel; or one "
+        "row of features under their names) [default: the model's published observation]"),
+    num_simulations: int = typer.Option(5000, "--num-simulations", help="prior-predictive simulations to compare with"),
+    observe: Optional[str] = typer.Option(None, help="montbrio: rv (r and v) or v (missing-data case)"),
+    noise: Optional[float] = typer.Option(None, help="montbrio noise sigma"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+    alpha: float = typer.Option(0.05, help="level of the verdict (Bonferroni over the tests)"),
+    out: Path = typer.Option(Path("neurosbi-check"), "--out", help="output folder"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Can any parameter of MODEL explain the observation? MMD and density tests against prior-predictive
+    simulations, and which features the model cannot match; writes check.json, a figure and report.html.
+    Exit code 1 when the verdict is "misspecified"."""
+    from .workflow import check, load_observation
+
+    try:
+        m = _model(model, observe=observe, noise_sigma=noise)
+        traces = features = None
+        if observation is not None:
+            traces, features = load_observation(m, observation)
+            features = None if traces is not None else features
+        record = check(m, out=out, observed_traces=traces, observed_features=features,
+                       num_simulations=num_simulations, seed=seed, alpha=alpha, progress=not quiet)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    if "skipped" in record:
+        raise typer.Exit(code=2)
+    table = Table("feature", "observed", "z-score", "P(misspecified)")
+    for f in record["features"]:
+        table.add_row(f["name"], f"{f['observed']:.4g}", f"{f['zscore']:.2f}", f"{f.get('p_misspecified', float('nan')):.2f}")
+    Console().print(table)
+    Console().print(f"report: {out / 'report.html'}")
+    if record["verdict"] == "misspecified":
+        raise typer.Exit(code=1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,5 +1,6 @@
 """Figures: pairplot, posterior predictive traces, calibration, training curves, and the posterior
-analysis (conditional correlations, high-probability path, perturbations) (matplotlib only)."""
+analysis (conditional correlations, high-probability path, perturbations), the misspecification
+verdict (matplotlib only)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,40 @@ def perturbations(times, traces, labels, channel_name, *, path=None):
         ax.set_ylabel(channel_name)
         ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("time")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def misspecification(record: dict, *, path=None):
+    """The misspecification verdict: each test's p-value against the Bonferroni threshold, and per
+    feature the observation's z-score among the simulations and the probability that the model cannot
+    match it (``MisspecificationReport.as_dict()``)."""
+    tests, feats = record["tests"], record["features"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 0.5 + 0.35 * max(len(feats), 4)),
+                             gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
+    labels = [f"{t['name']}\n[{t['space']}]" for t in tests]
+    pv = [max(t["pvalue"], 1e-4) for t in tests]
+    colors = ["C3" if t["pvalue"] < record["bonferroni_threshold"] else "C0" for t in tests]
+    axes[0].barh(labels, pv, color=colors)
+    axes[0].axvline(record["bonferroni_threshold"], color="k", ls="--", lw=1, label="threshold")
+    axes[0].set_xscale("log")
+    axes[0].set_xlim(1e-4, 1)
+    axes[0].set_xlabel("p-value")
+    axes[0].set_title(f"verdict: {record['verdict']}")
+    names = [f["name"] for f in feats][::-1]
+    z = [f["zscore"] for f in feats][::-1]
+    axes[1].barh(names, z, color=["C3" if abs(v) > 3 else "C0" for v in z])
+    axes[1].axvline(0, color="k", lw=0.8)
+    axes[1].set_xlabel("observed z-score among simulations")
+    if feats and "p_misspecified" in feats[0]:
+        p = [f["p_misspecified"] for f in feats][::-1]
+        axes[2].barh(names, p, color=["C3" if v > record["flag_threshold"] else "C0" for v in p])
+        axes[2].axvline(0.5, color="gray", ls=":", lw=1, label="prior")
+        axes[2].set_xlim(0, 1)
+        axes[2].set_xlabel("P(feature misspecified | observation)")
+        axes[2].legend(loc="lower right")
+    else:
+        axes[2].axis("off")
     fig.tight_layout()
     return _finish(fig, path)
 

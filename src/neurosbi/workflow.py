@@ -18,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from . import plotting
 from . import priors as _priors
-from ._errors import BankError, OutputError
+from ._errors import BankError, ObservationError, OutputError, ShapeError
+from .diagnostics.misspecification import check_observation
 from .diagnostics import (
     closeness,
     conditional_correlations,
@@ -36,7 +38,7 @@ from .diagnostics import (
 from .inference import NPEConfig, fit_npe, fit_temperature, sequential_npe, to_inference_data, trace_cnn
 from .inference.snpe import RESTRICT_KEEP
 from .models import Model, RawTraces, simulate_traces
-from .report import write_report
+from .report import write_check_report, write_report
 from .simulate import DEFAULT_CHUNK, load_bank, simulate
 
 console = Console(stderr=True)
@@ -89,6 +91,8 @@ def infer(
     analysis: bool = True,
     embedding: str | None = None,
     trace_every: int = 10,
+    check: bool = True,
+    alpha: float = 0.05,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
@@ -115,6 +119,12 @@ def infer(
     (``inference.fit_temperature``: one scalar that widens or sharpens every credible region so that
     coverage on those simulations is nominal), and ``num_coverage_tests`` further ones on which the
     coverage is then reported: the two never overlap.
+
+    ``check`` (on by default) tests whether any parameter of the model can explain the observation
+    (``diagnostics.misspecification.check_observation`` at level ``alpha``, on the prior-predictive
+    simulations: the amortized bank, or the first round of a sequential run) and writes the verdict,
+    p-values and per-feature table into ``metrics["misspecification"]``, the report and
+    ``misspecification.png``; a misspecified verdict is also printed as a warning.
 
     Returns:
         The metrics dictionary written to ``out/metrics.json``.
@@ -280,6 +290,15 @@ def infer(
             "rmse_draws_mean": float(ppc["rmse_draws"].mean()),
             "num_invalid": ppc["num_invalid"],
         }
+    if check:
+        if sequential is None:
+            prior_x, held_out = bank.x, bank.x[np.concatenate([cal_idx, test_idx])]
+        else:
+            first = sequential.rounds[0].num_simulations
+            prior_x, held_out = sequential.x[:first], None
+        metrics["misspecification"] = run_check(model, x_o, prior_x, jax.random.fold_in(k_ppc, 3), out,
+                                                posterior=posterior if sequential is None else None,
+                                                x_embedding=held_out, alpha=alpha, progress=progress)
     diagnostics_s = time.perf_counter() - t0
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -289,6 +308,8 @@ def infer(
                       title=f"{model.name}: posterior from {num_sims} simulations")
     plotting.feature_deviations(fpc["deviation"], model.feature_names, fpc["within"], path=out / "ppc_features.png")
     figures = ["pairplot.png", "ppc_features.png", "training.png"]
+    if (out / "misspecification.png").exists() and "misspecification" in metrics and "verdict" in metrics["misspecification"]:
+        figures.insert(0, "misspecification.png")
     if ppc is not None:
         times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
         plotting.traces(times, observed_traces, ppc, model.channel_names, path=out / "ppc.png")
@@ -319,6 +340,110 @@ def infer(
     metrics["timings"]["total_s"] = time.perf_counter() - t_start
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
     return metrics
+
+
+def load_observation(model: Model, path) -> tuple[np.ndarray | None, np.ndarray]:
+    """Read a recorded observation for ``model`` from ``path``: ``(traces or None, features)``.
+
+    - ``.npz`` holding ``traces`` ([channels, time], or [time] for one channel) and/or ``features``
+      ([n_features]); traces win when both are there (their features are computed by the model).
+    - ``.csv``: traces with one column per channel and one row per time sample (an optional header
+      naming the channels), or one row of ``n_features`` feature values under a header of feature names.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ObservationError(f"observation file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+            if "traces" in keys and np.size(f["traces"]) > 0:
+                traces = np.asarray(f["traces"], np.float64)
+                traces = traces[None] if traces.ndim == 1 else traces
+                traces = model.check_traces(traces)[0]
+                return traces, model.check_observation(np.asarray(model.features(jnp.asarray(traces[None], jnp.float32)))[0])
+            if "features" in keys:
+                return None, model.check_observation(f["features"], name=f"features in {path.name}")
+        raise ObservationError(f"{path} holds {sorted(keys)}; an observation file needs 'traces' "
+                               f"[channels, time] or 'features' [{len(model.feature_names)}]")
+    if suffix == ".csv":
+        first = path.read_text().splitlines()[:1]
+        header = None
+        if first:
+            try:
+                [float(v) for v in first[0].split(",")]
+            except ValueError:
+                header = [h.strip() for h in first[0].split(",")]
+        try:
+            table = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
+        except ValueError as err:
+            raise ObservationError(f"{path} is not a table of numbers ({err})") from None
+        if header is not None and header == list(model.feature_names):
+            if len(table) != 1:
+                raise ObservationError(f"{path} has {len(table)} rows of features; one observation is one row")
+            return None, model.check_observation(table[0], name=f"features in {path.name}")
+        if header is None and table.shape == (1, len(model.feature_names)) and len(model.channel_names) != 1:
+            return None, model.check_observation(table[0], name=f"features in {path.name}")
+        if header is not None and model.channel_names and header != list(model.channel_names):
+            raise ObservationError(f"{path} has columns {header}; {model.name} records {list(model.channel_names)} "
+                                   f"(or give its {len(model.feature_names)} features under their names)")
+        traces = model.check_traces(table.T)[0]
+        return traces, model.check_observation(np.asarray(model.features(jnp.asarray(traces[None], jnp.float32)))[0])
+    raise ObservationError(f"observation file {path} must be .npz or .csv, got {suffix or 'no extension'}")
+
+
+def run_check(model: Model, x_o, x_prior, key, out: Path | None = None, *, posterior=None, x_embedding=None,
+              alpha: float = 0.05, progress: bool = False) -> dict:
+    """The misspecification check of one observation: the record for ``metrics.json``, the figure
+    ``out/misspecification.png`` and a console warning when the verdict is "misspecified". Too few valid
+    prior-predictive simulations to test: a record that says so (the run goes on)."""
+    valid = int(np.all(np.isfinite(x_prior), axis=1).sum())
+    try:
+        report = check_observation(x_o, x_prior, key, posterior=posterior, x_embedding=x_embedding, alpha=alpha,
+                                   feature_names=list(model.feature_names), progress=progress,
+                                   density_config=npe_config_for(model))
+    except ShapeError as err:
+        console.print(f"[yellow]misspecification check skipped: {err}")
+        return {"skipped": str(err), "num_valid_prior_simulations": valid}
+    record = report.as_dict()
+    if out is not None:
+        plotting.misspecification(record, path=Path(out) / "misspecification.png")
+    style = "bold red" if report.misspecified else "green"
+    console.print(f"[{style}]model check: {escape(report.summary())}")
+    return record
+
+
+def check(model: Model, *, out, observed_traces=None, observed_features=None, num_simulations: int = 5000,
+          seed: int = 0, alpha: float = 0.05, chunk_size: int = DEFAULT_CHUNK, progress: bool = True) -> dict:
+    """Can any parameter of ``model`` explain the observation? The check alone, without inference.
+
+    Simulates ``num_simulations`` from the prior into ``out/bank.zarr`` (resumable), runs the tests
+    (``run_check``) and writes ``out/check.json``, ``out/misspecification.png`` and ``out/report.html``.
+    The observation: ``observed_traces`` or ``observed_features``, else the model's published one, else a
+    simulation at its published truth.
+    """
+    out = prepare_output(out)
+    if observed_traces is not None:
+        observed_traces = model.check_traces(observed_traces)[0]
+        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
+    elif observed_features is not None or model.observation is not None:
+        x_o = model.observation if observed_features is None else observed_features
+    elif model.default_truth is not None:
+        truth = jnp.asarray(model.check_theta(model.default_truth, name="truth"), jnp.float32)
+        x_o = np.asarray(model.simulate_features(jax.random.fold_in(jax.random.key(seed), 7), truth))[0]
+    else:
+        raise ValueError(f"{model.name} has no published observation or truth: pass observed traces or features")
+    x_o = model.check_observation(x_o)
+    key = jax.random.key(seed)
+    k_bank, k_check = jax.random.split(key)
+    t0 = time.perf_counter()
+    bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size, progress=progress)
+    record = run_check(model, x_o, bank.x, k_check, out, alpha=alpha, progress=progress)
+    record.update(model=model.name, observed_features=dict(zip(model.feature_names, np.asarray(x_o).tolist())),
+                  num_invalid_simulations=bank.num_invalid, seconds=time.perf_counter() - t0)
+    (out / "check.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    write_check_report(out, record)
+    return record
 
 
 def _posterior_analysis(model, posterior, x_o, samples, key, out: Path, *, scale) -> dict:

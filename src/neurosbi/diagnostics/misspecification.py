@@ -218,6 +218,7 @@ class MisspecificationReport:
     def as_dict(self) -> dict:
         return {"verdict": "misspecified" if self.misspecified else "consistent", "alpha": self.alpha,
                 "bonferroni_threshold": self.threshold, "num_simulations": self.num_simulations,
+                "flag_threshold": FLAG_THRESHOLD, "flagged": self.flagged,
                 "tests": [t.as_dict() for t in self.tests], "features": self.features, "notes": self.notes}
 
 
@@ -239,7 +240,7 @@ def feature_table(x_o, x_sim, density: FeatureDensity | None, key, feature_names
     return rows
 
 
-def check_observation(x_o, x_sim, key, *, posterior=None, alpha: float = 0.05, feature_names=None,
+def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alpha: float = 0.05, feature_names=None,
                       density: FeatureDensity | None = None, density_config: NPEConfig | None = None,
                       max_density_train: int = 20_000, num_null: int = 1000,
                       progress: bool = False) -> MisspecificationReport:
@@ -255,6 +256,8 @@ def check_observation(x_o, x_sim, key, *, posterior=None, alpha: float = 0.05, f
         x_sim: simulated features (NaN rows — invalid simulations — are dropped and counted).
         key: PRNG key.
         posterior: optional trained posterior whose ``summary`` gives the learned space.
+        x_embedding: prior-predictive simulations the posterior was not trained on, for the test in its
+            learned space (default ``x_sim``; training rows can look more typical than new data there).
         alpha: level of the verdict.
         feature_names: names for the table.
         density: an already fitted ``FeatureDensity`` (see above).
@@ -284,8 +287,9 @@ def check_observation(x_o, x_sim, key, *, posterior=None, alpha: float = 0.05, f
         held_out = x_sim
     tests = [mmd_test(x_o, x_sim, k_mmd, num_null=num_null)]
     if posterior is not None:
-        n_emb = min(len(x_sim), 2000 + num_null)
-        s_all = np.asarray(posterior.summary(np.concatenate([x_sim[:n_emb], x_o[None]]), k_emb))
+        x_emb = x_sim if x_embedding is None else _finite_rows(x_embedding)
+        x_emb = x_emb[: 2000 + num_null]
+        s_all = np.asarray(posterior.summary(np.concatenate([x_emb, x_o[None]]), k_emb))
         tests.append(mmd_test(s_all[-1], s_all[:-1], k_emb_mmd, num_null=num_null, space="posterior summary"))
     tests.append(density_test(x_o, density, held_out[:max(num_null, 200)]))
     table = feature_table(x_o, x_sim, density, k_table, feature_names)
