@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from neurosbi import priors
 from neurosbi._errors import ObservationError, ShapeError
 from neurosbi.diagnostics.misspecification import (
     FLAG_THRESHOLD,
@@ -17,7 +18,6 @@ from neurosbi.diagnostics.misspecification import (
 from neurosbi.inference import NPEConfig, fit_npe
 from neurosbi.inference.density import fit_density
 from neurosbi.inference.robust import denoise, robust_sample
-from neurosbi import priors
 
 COV = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
 CHOL = np.linalg.cholesky(COV)

@@ -7,7 +7,6 @@ import html
 import json
 from pathlib import Path
 
-
 _HEAD = ("<!doctype html><html><head><meta charset='utf-8'><title>neurosbi report</title>"
          "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"

@@ -23,7 +23,6 @@ from rich.markup import escape
 from . import plotting
 from . import priors as _priors
 from ._errors import BankError, ObservationError, OutputError, ShapeError
-from .diagnostics.misspecification import check_observation
 from .diagnostics import (
     closeness,
     conditional_correlations,
@@ -35,6 +34,7 @@ from .diagnostics import (
     sensitivity,
     zscore_shrinkage,
 )
+from .diagnostics.misspecification import check_observation
 from .inference import NPEConfig, fit_npe, fit_temperature, sequential_npe, to_inference_data, trace_cnn
 from .inference.snpe import RESTRICT_KEEP
 from .models import Model, RawTraces, simulate_traces
