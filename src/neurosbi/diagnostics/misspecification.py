@@ -242,7 +242,7 @@ def feature_table(x_o, x_sim, density: FeatureDensity | None, key, feature_names
 
 def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alpha: float = 0.05, feature_names=None,
                       density: FeatureDensity | None = None, density_config: NPEConfig | None = None,
-                      max_density_train: int = 20_000, num_null: int = 1000,
+                      max_density_train: int = 20_000, max_density_features: int = 64, num_null: int = 1000,
                       progress: bool = False) -> MisspecificationReport:
     """Every detection test for one observation ``x_o [d]`` against prior-predictive features ``x_sim``.
 
@@ -263,6 +263,8 @@ def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alph
         density: an already fitted ``FeatureDensity`` (see above).
         density_config: flow options for fitting the density.
         max_density_train: at most this many simulations fit the density.
+        max_density_features: with more features than this (raw traces), the density test and the
+            per-feature error model are left out (a note says so); the MMD tests still run.
         num_null: size of each null distribution.
         progress: show the density's training progress.
     """
@@ -276,7 +278,11 @@ def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alph
         notes.append(f"{len(x_all) - len(x_sim)} of {len(x_all)} simulations invalid (NaN), left out of the tests")
     k_split, k_mmd, k_emb, k_emb_mmd, k_fit, k_table = jax.random.split(key, 6)
     x_sim = x_sim[np.asarray(jax.random.permutation(k_split, len(x_sim)))]
-    if density is None:
+    with_density = density is not None or x_sim.shape[1] <= max_density_features
+    if not with_density:
+        notes.append(f"{x_sim.shape[1]} features (raw traces?): the density test and the per-feature table need at "
+                     f"most {max_density_features}; only the MMD tests were run")
+    elif density is None:
         n_fit = min(max_density_train, len(x_sim) - max(num_null, 200))
         if n_fit < 200:
             raise ShapeError(f"check_observation needs at least {200 + max(num_null, 200)} valid simulations to fit "
@@ -291,8 +297,9 @@ def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alph
         x_emb = x_emb[: 2000 + num_null]
         s_all = np.asarray(posterior.summary(np.concatenate([x_emb, x_o[None]]), k_emb))
         tests.append(mmd_test(s_all[-1], s_all[:-1], k_emb_mmd, num_null=num_null, space="posterior summary"))
-    tests.append(density_test(x_o, density, held_out[:max(num_null, 200)]))
-    table = feature_table(x_o, x_sim, density, k_table, feature_names)
+    if with_density:
+        tests.append(density_test(x_o, density, held_out[:max(num_null, 200)]))
+    table = feature_table(x_o, x_sim, density if with_density else None, k_table, feature_names)
     report = MisspecificationReport(tests=tests, features=table, alpha=alpha, num_simulations=len(x_all), notes=notes)
     if any(r.get("rhat", 1.0) > 1.1 for r in table):
         warnings.warn("the per-feature error model did not converge for some features (R-hat > 1.1); its "
