@@ -69,12 +69,14 @@ def main():
     p.add_argument("--figure", default=None)
     p.add_argument("--one-device", action="store_true")
     a = p.parse_args()
+    if a.num_reference < 8000:  # half fits the density and NPE; the tests take 3000 reference + null rows from the rest
+        p.error(f"--num-reference must be at least 8000, got {a.num_reference}")
     setup_devices()
     import torch
     from sbi.diagnostics.misspecification import calculate_baseline_mmd, compute_rbf_mmd_median_heuristic
 
     from neurosbi import models, simulate
-    from neurosbi.diagnostics.misspecification import density_test, mmd_test
+    from neurosbi.diagnostics.misspecification import MisspecificationReport, TestResult, density_test, mmd_test
     from neurosbi.inference import fit_npe
     from neurosbi.inference.density import fit_density
     from neurosbi.models import simulate_traces
@@ -125,7 +127,9 @@ def main():
             stat = compute_rbf_mmd_median_heuristic(torch.as_tensor(o[None]), x_sbi[:1000]).item()
             out["sbi_mmd"].append(1 - float(np.mean(sbi_null < stat)))
         out = {k: np.array(v) for k, v in out.items()}
-        out["verdict"] = np.minimum(3 * np.minimum(np.minimum(out["mmd"], out["mmd_summary"]), out["density"]), 1.0)
+        out["verdict"] = np.array([  # the rule of check_observation's verdict, on these three tests
+            MisspecificationReport([TestResult(t, 0.0, out[t][i], 0) for t in ("mmd", "mmd_summary", "density")],
+                                   [], ALPHA, 0).pvalue for i in range(len(obs))])
         return out
 
     t0 = time.perf_counter()

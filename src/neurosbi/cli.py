@@ -126,7 +126,6 @@ def infer_cmd(
         traces = features = None
         if observation is not None:
             traces, features = load_observation(m, observation)
-            features = None if traces is not None else features
         defaults = {"num_simulations": 10_000, "rounds": 1, "flow": "maf", **m.infer_defaults}
         num_simulations = defaults["num_simulations"] if num_simulations is None else num_simulations
         rounds = (1 if from_bank else defaults["rounds"]) if rounds is None else rounds
@@ -176,7 +175,6 @@ def check_cmd(
         traces = features = None
         if observation is not None:
             traces, features = load_observation(m, observation)
-            features = None if traces is not None else features
         record = check(m, out=out, observed_traces=traces, observed_features=features,
                        num_simulations=num_simulations, seed=seed, alpha=alpha, progress=not quiet)
     except (NeurosbiError, ValueError, TypeError) as err:

@@ -70,6 +70,30 @@ def npe_config_for(model: Model, **overrides) -> NPEConfig:
     return NPEConfig(**defaults)
 
 
+def resolve_observation(model: Model, key, *, traces=None, features=None, truth=None):
+    """The observation of a job, first that applies: ``traces`` [channels, time] (their features computed
+    by the model); ``features``; the model's published recorded observation (unless a ``truth`` is
+    given); a simulation with ``key`` at ``truth`` or the model's published truth.
+
+    Returns:
+        ``(traces or None, x_o, truth or None)``, each checked against the model.
+    """
+    truth = None if truth is None else model.check_theta(truth, name="truth")[0]
+    if traces is None and features is None and truth is None and model.observation is not None:
+        features = model.observation
+    if traces is None and features is None:
+        truth = model.default_truth if truth is None else truth
+        if truth is None:
+            raise ValueError(f"{model.name} has no published observation or truth: pass truth=..., observed traces "
+                             "or features")
+        truth = model.check_theta(truth, name="truth")[0]
+        traces = np.asarray(simulate_traces(model, key, jnp.asarray(truth[None], jnp.float32)))[0]
+    if traces is not None:
+        traces = model.check_traces(traces)[0]
+        features = np.asarray(model.features(jnp.asarray(traces[None], jnp.float32)))[0]
+    return traces, model.check_observation(features), truth
+
+
 def infer(
     model: Model,
     *,
@@ -156,21 +180,8 @@ def infer(
     key = jax.random.key(seed)
     k_obs, k_bank, k_train, k_sample, k_cov, k_ppc = jax.random.split(key, 6)
 
-    if observed_traces is not None:
-        observed_traces = model.check_traces(observed_traces)[0]
-        truth = None if truth is None else model.check_theta(truth, name="truth")[0]
-        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
-    elif observed_features is not None or (truth is None and model.observation is not None):
-        x_o = np.asarray(model.observation if observed_features is None else observed_features, np.float64)
-        truth = None if truth is None else model.check_theta(truth, name="truth")[0]
-    else:
-        truth = model.default_truth if truth is None else truth
-        if truth is None:
-            raise ValueError(f"{model.name} has no default truth: pass truth=..., observed traces or features")
-        truth = model.check_theta(truth, name="truth")[0]
-        observed_traces = np.asarray(simulate_traces(model, k_obs, jnp.asarray(truth[None], jnp.float32)))[0]
-        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
-    x_o = model.check_observation(x_o)
+    observed_traces, x_o, truth = resolve_observation(model, k_obs, traces=observed_traces,
+                                                      features=observed_features, truth=truth)
 
     # -- simulations and training -------------------------------------------------------------
     sequential, temperature = None, None
@@ -308,7 +319,7 @@ def infer(
                       title=f"{model.name}: posterior from {num_sims} simulations")
     plotting.feature_deviations(fpc["deviation"], model.feature_names, fpc["within"], path=out / "ppc_features.png")
     figures = ["pairplot.png", "ppc_features.png", "training.png"]
-    if (out / "misspecification.png").exists() and "misspecification" in metrics and "verdict" in metrics["misspecification"]:
+    if "verdict" in metrics.get("misspecification", {}):
         figures.insert(0, "misspecification.png")
     if ppc is not None:
         times = np.arange(observed_traces.shape[-1]) * (model.dt or 1.0)
@@ -342,11 +353,12 @@ def infer(
     return metrics
 
 
-def load_observation(model: Model, path) -> tuple[np.ndarray | None, np.ndarray]:
-    """Read a recorded observation for ``model`` from ``path``: ``(traces or None, features)``.
+def load_observation(model: Model, path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Read a recorded observation for ``model`` from ``path``: ``(traces, None)`` or ``(None, features)``,
+    checked against the model (``resolve_observation`` computes the features of traces).
 
     - ``.npz`` holding ``traces`` ([channels, time], or [time] for one channel) and/or ``features``
-      ([n_features]); traces win when both are there (their features are computed by the model).
+      ([n_features]); traces win when both are there.
     - ``.csv``: traces with one column per channel and one row per time sample (an optional header
       naming the channels), or one row of ``n_features`` feature values under a header of feature names.
     """
@@ -360,8 +372,7 @@ def load_observation(model: Model, path) -> tuple[np.ndarray | None, np.ndarray]
             if "traces" in keys and np.size(f["traces"]) > 0:
                 traces = np.asarray(f["traces"], np.float64)
                 traces = traces[None] if traces.ndim == 1 else traces
-                traces = model.check_traces(traces)[0]
-                return traces, model.check_observation(np.asarray(model.features(jnp.asarray(traces[None], jnp.float32)))[0])
+                return model.check_traces(traces)[0], None
             if "features" in keys:
                 return None, model.check_observation(f["features"], name=f"features in {path.name}")
         raise ObservationError(f"{path} holds {sorted(keys)}; an observation file needs 'traces' "
@@ -387,8 +398,7 @@ def load_observation(model: Model, path) -> tuple[np.ndarray | None, np.ndarray]
         if header is not None and model.channel_names and header != list(model.channel_names):
             raise ObservationError(f"{path} has columns {header}; {model.name} records {list(model.channel_names)} "
                                    f"(or give its {len(model.feature_names)} features under their names)")
-        traces = model.check_traces(table.T)[0]
-        return traces, model.check_observation(np.asarray(model.features(jnp.asarray(traces[None], jnp.float32)))[0])
+        return model.check_traces(table.T)[0], None
     raise ObservationError(f"observation file {path} must be .npz or .csv, got {suffix or 'no extension'}")
 
 
@@ -423,18 +433,9 @@ def check(model: Model, *, out, observed_traces=None, observed_features=None, nu
     simulation at its published truth.
     """
     out = prepare_output(out)
-    if observed_traces is not None:
-        observed_traces = model.check_traces(observed_traces)[0]
-        x_o = np.asarray(model.features(jnp.asarray(observed_traces[None], jnp.float32)))[0]
-    elif observed_features is not None or model.observation is not None:
-        x_o = model.observation if observed_features is None else observed_features
-    elif model.default_truth is not None:
-        truth = jnp.asarray(model.check_theta(model.default_truth, name="truth"), jnp.float32)
-        x_o = np.asarray(model.simulate_features(jax.random.fold_in(jax.random.key(seed), 7), truth))[0]
-    else:
-        raise ValueError(f"{model.name} has no published observation or truth: pass observed traces or features")
-    x_o = model.check_observation(x_o)
     key = jax.random.key(seed)
+    _, x_o, _ = resolve_observation(model, jax.random.fold_in(key, 7), traces=observed_traces,
+                                    features=observed_features)
     k_bank, k_check = jax.random.split(key)
     t0 = time.perf_counter()
     bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size, progress=progress)

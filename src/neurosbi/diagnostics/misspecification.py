@@ -126,23 +126,18 @@ def mmd_test(x_o, x_sim, key, *, num_reference: int = 2000, num_null: int = 1000
     ref_j = jnp.asarray(ref)
     ref_ref = float(jnp.mean(_mean_kernel(ref_j, ref_j, h)))
 
-    def mmd(rows_kernel_to_ref, self_term):
-        return self_term - 2 * rows_kernel_to_ref + ref_ref
-
-    def self_term(y):
-        return float(jnp.mean(_mean_kernel(jnp.asarray(y), jnp.asarray(y), h)))
-
-    observed = mmd(float(jnp.mean(_mean_kernel(jnp.asarray(x_o), ref_j, h))), self_term(x_o))
+    x_o_j = jnp.asarray(x_o)
+    observed = float(jnp.mean(_mean_kernel(x_o_j, x_o_j, h)) - 2 * jnp.mean(_mean_kernel(x_o_j, ref_j, h)) + ref_ref)
     pool_to_ref = np.asarray(_mean_kernel(jnp.asarray(pool), ref_j, h))
-    if m == 1:
+    if m == 1:  # k(y, y) = 1
         null = 1.0 - 2 * pool_to_ref[:num_null] + ref_ref
-    else:
-        k_null = jax.random.fold_in(key, 1)
-        null = np.empty(num_null)
-        for i in range(num_null):
-            idx = np.asarray(jax.random.choice(jax.random.fold_in(k_null, i), len(pool), (m,), replace=False))
-            null[i] = mmd(pool_to_ref[idx].mean(), self_term(pool[idx]))
-    return TestResult("mmd", float(observed), _rank_pvalue(observed, null), len(null), space)
+    else:  # num_null sets of m distinct pool rows, all at once
+        keys = jax.random.split(jax.random.fold_in(key, 1), num_null)
+        idx = jax.vmap(lambda k: jax.random.choice(k, len(pool), (m,), replace=False))(keys)
+        sets = jnp.asarray(pool)[idx]
+        self_terms = jax.vmap(lambda y: jnp.mean(_mean_kernel(y, y, h)))(sets)
+        null = np.asarray(self_terms - 2 * jnp.asarray(pool_to_ref)[idx].mean(axis=1) + ref_ref)
+    return TestResult("mmd", observed, _rank_pvalue(observed, null), len(null), space)
 
 
 def density_test(x_o, density: FeatureDensity, x_null) -> TestResult:
@@ -186,7 +181,7 @@ class MisspecificationReport:
     """Verdict for one observation: the tests, the per-feature table and the decision.
 
     ``misspecified`` is True when the smallest p-value is below ``alpha`` divided by the number of
-    tests (Bonferroni). ``features`` lists, per feature, its name, the observed value, its z-score
+    tests (Bonferroni; ``pvalue`` is that adjusted p-value). ``features`` lists, per feature, its name, the observed value, its z-score
     among the simulations and the probability that the model cannot match it.
     """
 
@@ -201,8 +196,13 @@ class MisspecificationReport:
         return self.alpha / max(len(self.tests), 1)
 
     @property
+    def pvalue(self) -> float:
+        """The verdict's p-value: the smallest test p-value times the number of tests (Bonferroni), at most 1."""
+        return min(1.0, len(self.tests) * min(t.pvalue for t in self.tests))
+
+    @property
     def misspecified(self) -> bool:
-        return any(t.pvalue < self.threshold for t in self.tests)
+        return self.pvalue < self.alpha
 
     @property
     def flagged(self) -> list[str]:
@@ -216,7 +216,8 @@ class MisspecificationReport:
         return f"MISSPECIFIED: no parameter of the model explains the observation ({pv}){worst}"
 
     def as_dict(self) -> dict:
-        return {"verdict": "misspecified" if self.misspecified else "consistent", "alpha": self.alpha,
+        return {"verdict": "misspecified" if self.misspecified else "consistent", "pvalue": self.pvalue,
+                "alpha": self.alpha,
                 "bonferroni_threshold": self.threshold, "num_simulations": self.num_simulations,
                 "flag_threshold": FLAG_THRESHOLD, "flagged": self.flagged,
                 "tests": [t.as_dict() for t in self.tests], "features": self.features, "notes": self.notes}

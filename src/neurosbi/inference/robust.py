@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import arviz as az
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -43,7 +44,7 @@ class Denoised:
         probabilities: ``[num_features]`` posterior probability that each feature is misspecified.
         samples: ``[n, num_features]`` denoised features (feature units), draws of p(x | y).
         prior_probability: ρ, the prior probability of each feature being misspecified.
-        rhat: split-R̂ of each feature's chain (across chains); > 1.05 means run more sweeps.
+        rhat: R̂ of each feature across chains (ArviZ); > 1.05 means run more sweeps.
     """
 
     probabilities: np.ndarray
@@ -96,15 +97,9 @@ def _gibbs(density: FeatureDensity, y, key, x0, coarse, rho, sigma, tau, sweeps:
     return states, p_miss  # [sweeps, chains, d], [sweeps, d, chains]
 
 
-def _split_rhat(states: np.ndarray) -> np.ndarray:
-    """Split-R̂ per coordinate of ``states [draws, chains, d]`` (Gelman et al. 2013)."""
-    half = states.shape[0] // 2
-    parts = np.concatenate([states[:half], states[half:2 * half]], axis=1)  # [half, 2 chains, d]
-    within = parts.var(axis=0, ddof=1).mean(axis=0)
-    between = half * parts.mean(axis=0).var(axis=0, ddof=1)
-    var = (half - 1) / half * within + between / half
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sqrt(np.where(within > 0, var / within, 1.0))
+def _rhat(states: np.ndarray) -> np.ndarray:
+    """Rank-normalized split-R̂ (ArviZ) per coordinate of ``states [draws, chains, d]``."""
+    return az.rhat(az.convert_to_dataset({"x": np.moveaxis(states, 1, 0)}))["x"].values
 
 
 def denoise(y, density: FeatureDensity, key, *, rho: float = 0.5, sigma: float = 0.01, tau: float = 0.25,
@@ -138,7 +133,7 @@ def denoise(y, density: FeatureDensity, key, *, rho: float = 0.5, sigma: float =
     states, p_miss = np.asarray(states[burn:]), np.asarray(p_miss[burn:])
     samples = np.asarray(density.unstandardize(jnp.asarray(states.reshape(-1, states.shape[-1]))))
     return Denoised(probabilities=p_miss.mean(axis=(0, 2)), samples=samples, prior_probability=float(rho),
-                    rhat=_split_rhat(states))
+                    rhat=_rhat(states))
 
 
 def robust_sample(posterior, denoised: Denoised, key, n: int):
