@@ -13,12 +13,16 @@ from ._base import simulate_traces as simulate_traces
 from .hh import HodgkinHuxley as HodgkinHuxley
 from .montbrio import Montbrio as Montbrio
 from .pyloric import Pyloric as Pyloric
+from .qif_network import QIFNetwork as QIFNetwork
 
-_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric}
+_REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
+    "qif-network": QIFNetwork,
+}
 _DESCRIPTIONS = {
     "montbrio": "Montbrió–Pazó–Roxin mean field of QIF neurons (Δ, η, J); 100 s, step current",
     "hh": "Hodgkin–Huxley neuron with M current (Gonçalves et al. 2020); 8 parameters, 120 ms step",
     "pyloric": "pyloric network AB/PD, LP, PY (Prinz et al. 2004); 31 conductances, 11 s, prep 845_082_0044",
+    "qif-network": "10^4 all-to-all QIF neurons whose rate and mean potential MPR describes (Δ, η, J); 100 s",
 }
 
 
