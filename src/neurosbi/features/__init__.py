@@ -10,5 +10,7 @@ from ._peaks import find_peaks as find_peaks
 from ._peaks import local_maxima as local_maxima
 from ._pyloric import PYLORIC_FEATURES as PYLORIC_FEATURES
 from ._pyloric import PyloricSummary as PyloricSummary
+from ._spikes import SPIKE_FEATURES as SPIKE_FEATURES
+from ._spikes import SpikeSummary as SpikeSummary
 from ._windowed import PER_VARIABLE as PER_VARIABLE
 from ._windowed import WindowedSummary as WindowedSummary

@@ -12,17 +12,32 @@ from ._base import from_function as from_function
 from ._base import simulate_traces as simulate_traces
 from .hh import HodgkinHuxley as HodgkinHuxley
 from .montbrio import Montbrio as Montbrio
+from .neurons import FAMILY as _FAMILY
+from .neurons import LIF as LIF
+from .neurons import QIF as QIF
+from .neurons import AdEx as AdEx
+from .neurons import FitzHughNagumo as FitzHughNagumo
+from .neurons import Izhikevich as Izhikevich
+from .neurons import SpikingModel as SpikingModel
+from .neurons import WilsonCowan as WilsonCowan
 from .pyloric import Pyloric as Pyloric
 from .qif_network import QIFNetwork as QIFNetwork
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
     "qif-network": QIFNetwork,
+    **_FAMILY,
 }
 _DESCRIPTIONS = {
     "montbrio": "Montbrió–Pazó–Roxin mean field of QIF neurons (Δ, η, J); 100 s, step current",
     "hh": "Hodgkin–Huxley neuron with M current (Gonçalves et al. 2020); 8 parameters, 120 ms step",
     "pyloric": "pyloric network AB/PD, LP, PY (Prinz et al. 2004); 31 conductances, 11 s, prep 845_082_0044",
     "qif-network": "10^4 all-to-all QIF neurons whose rate and mean potential MPR describes (Δ, η, J); 100 s",
+    "lif": "leaky integrate-and-fire neuron; 1 s with a step on [100, 900) ms, spike-train features",
+    "qif": "quadratic integrate-and-fire neuron (mV); same protocol and features as lif",
+    "adex": "adaptive exponential integrate-and-fire (Brette & Gerstner 2005); same protocol",
+    "izhikevich": "Izhikevich (2003) neuron, a b c d; same protocol",
+    "fhn": "FitzHugh–Nagumo oscillator; same protocol",
+    "wilson-cowan": "Wilson–Cowan E–I population with a Poisson E neuron; same protocol",
 }
 
 
