@@ -32,7 +32,8 @@ def _network_numpy(theta, n, duration, t_on, t_off, dt=1e-4, record=10, vp=100.0
         v = np.where(fired, -vp, np.where(active, moved, v)).astype(np.float32)
         left = np.where(fired, hold, left - 1)
         count = float(np.sum(left == hold // 2))
-        s = s * np.exp(-dt / 1e-3) + pending.pop(0) / (n * 1e-3)
+        decay = np.exp(-dt / 1e-3)
+        s = s * decay + pending.pop(0) * (1 - decay) / (n * dt)  # one spike: charge 1/N
         pending.append(count)
         counts[-1] += count
         if (k + 1) % record == 0:
@@ -70,18 +71,18 @@ def large_network_run():
 def test_large_network_rate_matches_mean_field(large_network_run):
     """Montbrió et al. 2015: for large N the network's rate and mean potential follow the MPR equations.
     Measured at N = 10^4 (benchmarks/qif_network.py, 100 s): rest rate 0.055 vs 0.057, up state
-    1.41 vs 1.32 (finite threshold v_peak = 100 raises the high rate by a few per cent)."""
+    1.322 vs 1.316, rate correlation over the stimulus window 0.95."""
     net, micro, macro = large_network_run
     assert micro.shape == macro.shape == net.trace_shape
     rest, stim = slice(5000, 8000), slice(10000, 14000)  # the low state settles in about 4 s
     assert abs(micro[1, rest].mean() / macro[1, rest].mean() - 1) < 0.10
     assert abs(micro[0, rest].mean() - macro[0, rest].mean()) < 0.05
-    assert abs(micro[1, stim].mean() / macro[1, stim].mean() - 1) < 0.15
+    assert abs(micro[1, stim].mean() / macro[1, stim].mean() - 1) < 0.05
     # the stimulus switches the network to the high-activity focus, as it does the mean field
     assert micro[1, stim].mean() > 10 * micro[1, rest].mean()
-    # and it oscillates with it after onset (damped oscillation of the focus), a little later
+    # and it oscillates with it after onset (the damped oscillation of the focus)
     onset = slice(8000, 14000)
-    assert np.corrcoef(micro[1, onset], macro[1, onset])[0, 1] > 0.5  # measured 0.67: the network lags
+    assert np.corrcoef(micro[1, onset], macro[1, onset])[0, 1] > 0.8
 
 
 def test_network_features_are_mean_field_features(large_network_run):
