@@ -54,3 +54,20 @@ def test_refuses_what_it_cannot_compare():
         discriminate([LIF(), Montbrio()], jax.random.key(0))
     with pytest.raises(ValueError, match="different protocol"):
         discriminate({"a": LIF(), "b": LIF(duration=2000.0)}, jax.random.key(0))
+
+
+def test_cli_discriminate_writes_record_and_figure(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    result = CliRunner().invoke(app, ["misspec", "discriminate", "--models", "lif,wilson-cowan", "--num-per-model",
+                                      "120", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    record = json.loads((tmp_path / "discrimination.json").read_text())
+    assert record["models"] == ["lif", "wilson-cowan"] and record["accuracy"]["features"] > 0.7
+    assert (tmp_path / "discrimination.png").stat().st_size > 10_000
+    bad = CliRunner().invoke(app, ["misspec", "discriminate", "--models", "lif", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "at least two models" in bad.output

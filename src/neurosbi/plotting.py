@@ -190,6 +190,47 @@ def misspecification(record: dict, *, path=None):
     return _finish(fig, path)
 
 
+def discrimination(record: dict, *, path=None):
+    """Model discrimination (``Discrimination.as_dict()``): the confusion matrix of each classifier,
+    accuracy against the recording length, and accuracy per firing-rate bin on the rate-matched set."""
+    names = record["models"]
+    reps = list(record["confusion"])
+    fig, axes = plt.subplots(1, len(reps) + 2, figsize=(4.2 * (len(reps) + 2), 4))
+    for ax, rep in zip(axes, reps):
+        m = np.asarray(record["confusion"][rep])
+        ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{rep}: accuracy {record['accuracy'][rep]:.3f}", fontsize=9)
+    lengths = {float(k): v for k, v in record["accuracy_by_length_ms"].items()}
+    ax = axes[len(reps)]
+    ax.plot(list(lengths), list(lengths.values()), "o-")
+    ax.axhline(record["chance"], color="gray", ls=":", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("recording length after onset (ms)")
+    ax.set_ylabel("held-out accuracy (features)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax = axes[-1]
+    edges = np.asarray(record["rate_bins_hz"])
+    acc = np.asarray([np.nan if a is None else a for a in record["accuracy_by_rate"]], float)
+    ax.bar(np.arange(len(acc)), np.nan_to_num(acc), color="C0")
+    ax.set_xticks(np.arange(len(acc)), [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])], fontsize=8)
+    ax.axhline(record["chance"], color="gray", ls=":")
+    ax.set_xlabel("firing rate during the step (Hz)")
+    ax.set_ylabel("accuracy, rate-matched")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"rate-matched: {record['matched_accuracy']:.3f} (n = {record['matched_count']})", fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

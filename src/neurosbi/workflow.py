@@ -521,3 +521,24 @@ def _json_default(o):
     if isinstance(o, os.PathLike):
         return str(o)
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+DISCRIMINATION_MODELS = ("lif", "qif", "adex", "izhikevich", "fhn", "wilson-cowan")
+
+
+def discrimination_study(model_names=DISCRIMINATION_MODELS, *, out, num_per_model: int = 2000, seed: int = 0,
+                         progress: bool = True) -> dict:
+    """Which of ``model_names`` made a recording? ``misspecification.discriminate`` on the shared protocol;
+    writes ``out/discrimination.json`` and ``out/discrimination.png`` (confusion matrices, accuracy against
+    recording length and against matched firing rate)."""
+    from . import models as _models
+    from .misspecification import discriminate
+
+    out = prepare_output(out)
+    t0 = time.perf_counter()
+    result = discriminate({n: _models.get(n) for n in model_names}, jax.random.key(seed),
+                          num_per_model=num_per_model, progress=progress)
+    record = {**result.as_dict(), "seed": seed, "seconds": time.perf_counter() - t0}
+    (out / "discrimination.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    plotting.discrimination(record, path=out / "discrimination.png")
+    return record
