@@ -213,6 +213,8 @@ def discrimination(record: dict, *, path=None):
     ax.plot(list(lengths), list(lengths.values()), "o-")
     ax.axhline(record["chance"], color="gray", ls=":", label="chance")
     ax.set_xscale("log")
+    ax.set_xticks(list(lengths), [f"{length:g}" for length in lengths])
+    ax.minorticks_off()
     ax.set_xlabel("recording length after onset (ms)")
     ax.set_ylabel("held-out accuracy (features)")
     ax.set_ylim(0, 1)
