@@ -334,8 +334,8 @@ class FitzHughNagumo(SpikingModel):
 
 class WilsonCowan(SpikingModel):
     """Wilson–Cowan E–I population (1972 constants: c_ie 15, c_ii 3, a_e 1.3, θ_e 4, a_i 2, θ_i 3.7,
-    τ 10 ms); channel ``E`` is the excitatory activity, ``spikes`` one E neuron firing as a Poisson
-    process at 100 Hz × E."""
+    τ 10 ms); channel ``E`` is the excitatory activity (kept in [0, 1] after each noisy step),
+    ``spikes`` one E neuron firing as a Poisson process at 100 Hz × E."""
 
     name: ClassVar[str] = "wilson-cowan"
     _names = ("c_ee", "c_ei", "drive", "sigma")
