@@ -197,8 +197,9 @@ app.add_typer(misspec_app, name="misspec")
 
 @misspec_app.command("discriminate")
 def discriminate_cmd(
-    models: str = typer.Option(",".join(("lif", "qif", "adex", "izhikevich", "fhn", "wilson-cowan")), "--models",
-                               help="comma-separated models sharing the spike-train protocol"),
+    models: Optional[str] = typer.Option(
+        None, "--models", help="comma-separated models sharing the spike-train protocol "
+        "[default: lif,qif,adex,izhikevich,fhn,wilson-cowan]"),
     num_per_model: int = typer.Option(2000, "--num-per-model", help="recordings simulated per model (prior draws)"),
     seed: int = typer.Option(0, help="PRNG seed"),
     out: Path = typer.Option(Path("neurosbi-discriminate"), "--out", help="output folder"),
@@ -207,10 +208,11 @@ def discriminate_cmd(
     """Which model made this recording? Classifiers on spike-train features and on raw spike trains;
     writes discrimination.json and discrimination.png (confusion matrices, accuracy against recording
     length and on a firing-rate-matched test set)."""
-    from .workflow import discrimination_study
+    from .workflow import DISCRIMINATION_MODELS, discrimination_study
 
+    names = DISCRIMINATION_MODELS if models is None else [m.strip() for m in models.split(",") if m.strip()]
     try:
-        record = discrimination_study([m.strip() for m in models.split(",") if m.strip()], out=out,
+        record = discrimination_study(names, out=out,
                                       num_per_model=num_per_model, seed=seed, progress=not quiet)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)

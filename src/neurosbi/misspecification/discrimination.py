@@ -249,20 +249,20 @@ def discriminate(
     rate = full[:, SPIKE_FEATURES.index("rate_stim")]
     edges = np.asarray(rate_bins, float)
     which = np.digitize(rate[test], edges) - 1
-    matched, per_bin = [], np.full(len(edges) - 1, np.nan)
     reference = "features" if "features" in classifiers else representations[0]
     x_ref = full if reference == "features" else spikes
+    correct = np.argmax(classifiers[reference].probabilities(x_ref[test]), 1) == labels[test]
+    matched, per_bin = [], np.full(len(edges) - 1, np.nan)
     for b in range(len(edges) - 1):
-        groups = [test[(which == b) & (labels[test] == i)] for i in range(len(names))]
+        groups = [np.flatnonzero((which == b) & (labels[test] == i)) for i in range(len(names))]
         m = min(len(g) for g in groups)
         if m == 0:
             continue
-        rows = np.concatenate([g[:m] for g in groups])
+        rows = np.concatenate([g[:m] for g in groups])  # positions in ``test``
         matched.append(rows)
-        per_bin[b] = float(np.mean(np.argmax(classifiers[reference].probabilities(x_ref[rows]), 1) == labels[rows]))
+        per_bin[b] = float(np.mean(correct[rows]))
     matched = np.concatenate(matched) if matched else np.zeros(0, int)
-    matched_accuracy = (float(np.mean(np.argmax(classifiers[reference].probabilities(x_ref[matched]), 1) == labels[matched]))
-                        if len(matched) else float("nan"))
+    matched_accuracy = float(np.mean(correct[matched])) if len(matched) else float("nan")
     return Discrimination(
         model_names=names, num_per_model=num_per_model, accuracy=accuracy, confusion=confusions,
         accuracy_by_length=by_length, rate_bins=edges, accuracy_by_rate=per_bin, matched_accuracy=matched_accuracy,

@@ -6,6 +6,7 @@ simulation bank records exactly which model made it); parameters arrive as ``the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -112,8 +113,9 @@ class Model(eqx.Module):
         return None
 
     def config(self) -> dict[str, Any]:
-        """The static options that rebuild this model with ``neurosbi.models.get(name, **config)``."""
-        return {}
+        """The static options that rebuild this model with ``neurosbi.models.get(name, **config)``:
+        every static field (a model's fields are its configuration)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("static")}
 
     def simulate(self, key, theta):
         raise NotImplementedError
@@ -227,6 +229,9 @@ class FunctionModel(Model):
     @property
     def channel_names(self):
         return ("x",)
+
+    def config(self):
+        return {}  # a user's function cannot be rebuilt from options
 
     def simulate(self, key, theta):
         """The user's output; a flat ``[batch, n]`` output is seen as one channel ``[batch, 1, n]``."""

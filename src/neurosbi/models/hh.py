@@ -39,7 +39,6 @@ uint32 word per group and simulation.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import ClassVar, Literal
 
@@ -211,9 +210,6 @@ class HodgkinHuxley(Model):
     @property
     def feature_names(self):
         return tuple(self.summary.names)
-
-    def config(self):
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     # -- simulation -----------------------------------------------------------------------
     def _step(self, state, theta, current, xi):

@@ -37,7 +37,6 @@ so a step is a handful of vectorised operations over ``[batch]`` arrays; the noi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import ClassVar, Literal
 
@@ -189,12 +188,6 @@ class Montbrio(Model):
         return tuple(
             f"{self.channel_names[c]}_{n}" for c in self.observed_channels for n in self.summary.names
         )
-
-    def config(self):
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)  # every field is static configuration
-        }
 
     # -- simulation -----------------------------------------------------------------------
     def _input(self, step, extra):

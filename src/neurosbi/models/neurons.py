@@ -28,7 +28,6 @@ a block drawn at once.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -131,9 +130,6 @@ class SpikingModel(Model):
     @property
     def feature_names(self):
         return self.summary.names
-
-    def config(self):
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def features(self, traces):
         return self.summary(traces)

@@ -270,9 +270,6 @@ class Pyloric(Model):
     def feature_names(self):
         return self.summary.names
 
-    def config(self):
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
     # -- simulation -----------------------------------------------------------------------
     def _step(self, state, params, noise):
         """One step: V and calcium from the previous gates; gates and synapses from the previous V."""

@@ -36,16 +36,13 @@ spike count of each step enters ``s`` ``delay`` later through a ring buffer in t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .. import priors as _priors
 from ._base import Model, simulation_keys
 from .montbrio import Montbrio
 
@@ -121,15 +118,15 @@ class QIFNetwork(Model):
 
     @property
     def param_names(self):
-        return ("delta", "eta", "J")
+        return self.mean_field().param_names
 
     @property
     def prior(self):
-        return _priors.box_uniform([0.1, -10.0, 5.0], [5.0, -3.0, 20.0])
+        return self.mean_field().prior
 
     @property
     def default_truth(self):
-        return np.asarray([0.7, -4.6, 14.5])
+        return self.mean_field().default_truth
 
     @property
     def channel_names(self):
@@ -150,9 +147,6 @@ class QIFNetwork(Model):
     @property
     def feature_names(self):
         return self.mean_field().feature_names
-
-    def config(self):
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def features(self, traces):
         return self.mean_field().features(traces)
