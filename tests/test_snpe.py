@@ -102,19 +102,44 @@ def test_validity_classifier_and_restricted_rounds():
 
 def test_rounds_are_kept_on_disk_and_reloaded(linear3, tmp_path):
     kwargs = dict(key=jax.random.key(11), rounds=2, simulations_per_round=300, config=NPEConfig(batch_size=64, max_epochs=30),
-                  progress=False, bank_dir=tmp_path)
+                  progress=False, bank_dir=tmp_path, warm_start=False)  # an old campaign's round 2 starts afresh
     first = sequential_npe(linear3, X_O, **kwargs)
     assert (tmp_path / "round_1.zarr").exists() and (tmp_path / "round_2.zarr").exists()
     again = sequential_npe(linear3, X_O, **kwargs)  # every chunk is reloaded, none simulated
     np.testing.assert_array_equal(first.theta, again.theta)
     np.testing.assert_array_equal(first.x, again.x)
-    # round 1's posterior only chose round 2's parameters, which are on disk: not retrained
-    assert [r.retrained for r in again.rounds] == [False, True] and again.rounds[0].epochs == 0
+    # both rounds' posteriors were saved after training: nothing is retrained, the reports come back
+    assert [r.retrained for r in again.rounds] == [False, False]
+    assert [r.epochs for r in again.rounds] == [r.epochs for r in first.rounds]
     x_o = jnp.asarray(X_O, jnp.float32)
+    np.testing.assert_array_equal(np.asarray(first.posterior.sample(jax.random.key(1), 50, x_o)),
+                                  np.asarray(again.posterior.sample(jax.random.key(1), 50, x_o)))
+    # a campaign from before posteriors were saved: round 1 is skipped (round 2 is on disk), round 2 retrained
+    for f in tmp_path.glob("round_*_trained.json"):
+        f.unlink()
+    old = sequential_npe(linear3, X_O, **kwargs)
+    assert [r.retrained for r in old.rounds] == [False, True] and old.rounds[0].epochs == 0
     np.testing.assert_allclose(np.asarray(first.posterior.sample(jax.random.key(1), 50, x_o)),
-                               np.asarray(again.posterior.sample(jax.random.key(1), 50, x_o)), rtol=1e-5, atol=1e-5)
+                               np.asarray(old.posterior.sample(jax.random.key(1), 50, x_o)), rtol=1e-5, atol=1e-5)
+    # other training options do not reuse the saved posterior
+    retrain = sequential_npe(linear3, X_O, **{**kwargs, "config": NPEConfig(batch_size=32, max_epochs=30)})
+    assert retrain.rounds[-1].retrained
     with pytest.raises(BankError, match="key"):  # another seed does not reuse (or overwrite) these banks
         sequential_npe(linear3, X_O, **{**kwargs, "key": jax.random.key(12)})
+
+
+def test_validity_classifier_round_trips(tmp_path):
+    from neurosbi.inference import fit_validity, load_validity
+
+    theta = np.asarray(jax.random.uniform(jax.random.key(0), (600, 2)))
+    validity = fit_validity(theta, theta[:, 0] > 0.5, jax.random.key(1), epochs=20)
+    validity.save(tmp_path / "v.eqx")
+    back = load_validity(tmp_path / "v.eqx")
+    np.testing.assert_array_equal(validity.accept(theta), back.accept(theta))
+    assert back.threshold == validity.threshold and back.valid_fraction == validity.valid_fraction
+    (tmp_path / "bad.eqx").write_bytes(b"not a header")
+    with pytest.raises(ValueError, match="not a neurosbi validity file"):
+        load_validity(tmp_path / "bad.eqx")
 
 
 def test_callback_sees_every_round_and_can_stop_early(linear3):

@@ -12,6 +12,7 @@ from .npe import load_posterior as load_posterior
 from .npe import to_inference_data as to_inference_data
 from .restriction import Validity as Validity
 from .restriction import fit_validity as fit_validity
+from .restriction import load_validity as load_validity
 from .snpe import RoundReport as RoundReport
 from .snpe import SequentialResult as SequentialResult
 from .snpe import restricted_posterior_sample as restricted_posterior_sample

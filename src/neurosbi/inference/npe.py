@@ -513,6 +513,7 @@ def fit_npe(
     progress: bool = True,
     num_atoms: int | None = None,
     embedding=None,
+    init: Posterior | None = None,
 ) -> tuple[Posterior, TrainingHistory]:
     """Train an amortized posterior from simulations ``theta [n, dim]``, ``x [n, features]``.
 
@@ -536,6 +537,9 @@ def fit_npe(
             ``theta`` drawn from the prior or a truncated prior).
         embedding: an embedding net (``neurosbi.inference.trace_cnn`` / ``deep_set``) that reads each
             row of ``x`` (raw data, flattened) and is trained together with the flow.
+        init: a posterior trained with the same ``config`` on the same parameters and features
+            (an earlier round of sequential NPE): training starts from its flow (and embedding) and
+            keeps its standardisation, as sbi does across rounds, instead of from a fresh network.
 
     Returns:
         ``(posterior, history)``.
@@ -580,9 +584,18 @@ def fit_npe(
     perm = np.asarray(jax.random.permutation(key_split, n))
     n_val = max(int(round(config.validation_fraction * n)), 1)
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
-    theta_loc, theta_scale = u[tr_idx].mean(0), u[tr_idx].std(0) + 1e-6
-    x_loc, x_scale = x[tr_idx].mean(0), x[tr_idx].std(0) + 1e-6
-    if embedding is not None:
+    if init is not None:
+        if init.temperature != 1.0:
+            raise ValueError("init is a tempered posterior; start from the posterior as trained")
+        if init.config != config or init.dim != dim or init.num_features != x.shape[1]:
+            raise ValueError(f"init was trained with {init.config} on {init.dim} parameters and {init.num_features} "
+                             f"features; this training has {config} on {dim} and {x.shape[1]}: start afresh (init=None)")
+        theta_loc, theta_scale, x_loc, x_scale = (np.asarray(a) for a in (init.theta_loc, init.theta_scale,
+                                                                           init.x_loc, init.x_scale))
+    else:
+        theta_loc, theta_scale = u[tr_idx].mean(0), u[tr_idx].std(0) + 1e-6
+        x_loc, x_scale = x[tr_idx].mean(0), x[tr_idx].std(0) + 1e-6
+    if embedding is not None and init is None:
         x_loc, x_scale = (np.asarray(a) for a in embedding.shared_statistics(jnp.asarray(x_loc), jnp.asarray(x_scale)))
     zt = jnp.asarray((u - theta_loc) / theta_scale, jnp.float32)
     zx = jnp.asarray((x - x_loc) / x_scale, jnp.float32)
@@ -593,9 +606,12 @@ def fit_npe(
         lp_prior = lp_prior + np.sum(np.log(p01) + np.log1p(-p01) + np.log(box[1] - box[0]), axis=1)
     lp_prior = jnp.asarray(lp_prior)
 
-    flow = _build_flow(key_init, config, dim, x.shape[1] if embedding is None else embedding.out_features)
-    if embedding is not None:
-        flow = EmbeddedFlow(flow, embedding)
+    if init is not None:
+        flow = init.flow
+    else:
+        flow = _build_flow(key_init, config, dim, x.shape[1] if embedding is None else embedding.out_features)
+        if embedding is not None:
+            flow = EmbeddedFlow(flow, embedding)
     tr_theta, tr_x, tr_lp = zt[tr_idx], zx[tr_idx], lp_prior[tr_idx]
     val_theta, val_x, val_lp = zt[val_idx], zx[val_idx], lp_prior[val_idx]
 

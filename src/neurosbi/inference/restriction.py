@@ -14,6 +14,11 @@ written with equinox and optax: a library classifier (scikit-learn) would be a d
 
 from __future__ import annotations
 
+import io
+import json
+import os
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -40,6 +45,38 @@ class Validity(eqx.Module):
     def accept(self, theta):
         """Boolean ``[n]``: parameters in the predicted-valid region."""
         return np.asarray(_logit(self, jnp.asarray(theta, jnp.float32))) >= self.threshold
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to one file: a JSON header line, then the weights (equinox serialisation, no pickle)."""
+        header = {"format": _FORMAT, "dim": int(self.loc.shape[0]), "width": self.net.width_size,
+                  "depth": self.net.depth, "threshold": self.threshold, "valid_fraction": self.valid_fraction,
+                  "kept_invalid": self.kept_invalid}
+        buffer = io.BytesIO()
+        eqx.tree_serialise_leaves(buffer, self)
+        with open(path, "wb") as f:
+            f.write(json.dumps(header).encode() + b"\n")
+            f.write(buffer.getvalue())
+
+
+_FORMAT = "neurosbi-validity-1"
+
+
+def load_validity(path: str | os.PathLike) -> Validity:
+    """Read a classifier written by ``Validity.save``."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.readline())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{path} is not a neurosbi validity file (no JSON header)") from None
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"{path} has format {header.get('format')!r}, expected {_FORMAT!r}")
+        dim = header["dim"]
+        skeleton = Validity(
+            net=eqx.nn.MLP(dim, 1, header["width"], header["depth"], activation=jax.nn.gelu, key=jax.random.key(0)),
+            loc=jnp.zeros(dim), scale=jnp.ones(dim), threshold=header["threshold"],
+            valid_fraction=header["valid_fraction"], kept_invalid=header["kept_invalid"])
+        return eqx.tree_deserialise_leaves(f, skeleton)
 
 
 @eqx.filter_jit

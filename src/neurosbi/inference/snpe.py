@@ -18,6 +18,7 @@ stated in simulations: ``simulations_per_round`` (one number, or one per round).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,8 @@ from rich.console import Console
 
 from .._errors import ObservationError
 from ..simulate import Bank, bank_identity, load_bank, simulate
-from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe
-from .restriction import fit_validity
+from .npe import NPEConfig, Posterior, TrainingHistory, fit_npe, load_posterior
+from .restriction import fit_validity, load_validity
 
 _console = Console(stderr=True)
 RESTRICT_ABOVE = 0.05  # share of invalid simulations above which ``restrict`` fits the classifier
@@ -55,7 +56,7 @@ class RoundReport:
     posterior_mean: list[float]
     posterior_std: list[float]
     restriction: dict | None = None  # the validity classifier fitted after this round, if any
-    retrained: bool = True  # False: reloaded on resume, and its posterior was not needed (next round finished)
+    retrained: bool = True  # False: not trained in this run (reloaded from ``bank_dir``, or not needed)
 
 
 @dataclass
@@ -112,6 +113,43 @@ def _finished_bank(path, model, n, key) -> Bank | None:
     return bank if same and bank.stats["complete"] else None
 
 
+def _training_identity(thetas, valids, key, **options) -> dict:
+    """What a round's training depends on: its data (sizes), its key, and the options."""
+    return {"num_simulations": int(sum(len(t) for t in thetas)), "num_valid": int(sum(v.sum() for v in valids)),
+            "key": np.asarray(jax.random.key_data(key)).tolist(),
+            **{k: (v.__dict__ if isinstance(v, NPEConfig) else v) for k, v in options.items()}}
+
+
+def _save_trained(bank_dir, r, identity, report, posterior, validity) -> None:
+    """Keep round ``r``'s posterior, validity classifier and report next to its bank."""
+    stem = Path(bank_dir) / f"round_{r + 1}"
+    posterior.save(stem.with_name(stem.name + "_posterior.nsbi"))
+    if validity is not None:
+        validity.save(stem.with_name(stem.name + "_validity.eqx"))
+    record = {"identity": identity, "report": report.__dict__, "validity": validity is not None}
+    tmp = stem.with_name(stem.name + "_trained.json.tmp")  # written last, atomically: its presence means complete
+    tmp.write_text(json.dumps(record, default=float))
+    tmp.replace(stem.with_name(stem.name + "_trained.json"))
+
+
+def _load_trained(bank_dir, r, identity):
+    """Round ``r``'s (report, posterior, validity) as saved by ``_save_trained`` for the same training
+    identity, else None."""
+    if bank_dir is None:
+        return None
+    stem = Path(bank_dir) / f"round_{r + 1}"
+    record_path = stem.with_name(stem.name + "_trained.json")
+    if not record_path.exists():
+        return None
+    record = json.loads(record_path.read_text())
+    if record["identity"] != json.loads(json.dumps(identity, default=float)):
+        return None
+    posterior = load_posterior(stem.with_name(stem.name + "_posterior.nsbi"))
+    validity = load_validity(stem.with_name(stem.name + "_validity.eqx")) if record["validity"] else None
+    report = RoundReport(**{**record["report"], "retrained": False})
+    return report, posterior, validity
+
+
 def restricted_posterior_sample(posterior, x_o, key, n: int, accept=None, max_rounds: int = 50) -> np.ndarray:
     """``n`` posterior draws at ``x_o``, only those where ``accept(theta)`` is True if given (the
     predicted-valid region of a ``Validity``), by rejection."""
@@ -147,6 +185,7 @@ def sequential_npe(
     restrict_keep: float = RESTRICT_KEEP,
     bank_dir=None,
     callback=None,
+    warm_start: bool = True,
 ) -> SequentialResult:
     """Infer ``model``'s parameters at one observation ``x_o`` (features) in ``rounds`` rounds.
 
@@ -170,12 +209,17 @@ def sequential_npe(
         restrict_keep: the share of valid parameters the restriction must keep (``fit_validity``'s
             ``keep_valid``): lower concentrates proposals on valid simulations (pyloric: 0.9 doubles
             their share) at the cost of never proposing the rest of the valid region.
+        warm_start: each round's training starts from the previous round's posterior (``fit_npe``'s
+            ``init``), as sbi does; False: from a fresh network every round.
         callback: ``callback(report, posterior)`` after each round (its ``RoundReport`` and the posterior
             it trained), for a user's own checks; returning True stops after that round.
-        bank_dir: keep each round's simulations in ``bank_dir/round_R.zarr``; a rerun with the same
-            arguments reloads finished rounds and resumes an interrupted one. A finished round whose
-            next round is finished too is not retrained (its posterior and classifier only chose that
-            next round's parameters): it is reported with ``retrained=False`` and the callback skips it.
+        bank_dir: keep each round's simulations in ``bank_dir/round_R.zarr`` and, once trained, its
+            posterior, validity classifier and report (``round_R_posterior.nsbi``,
+            ``round_R_validity.eqx``, ``round_R_trained.json``); a rerun with the same arguments reloads
+            finished rounds and their trained posteriors and resumes an interrupted one. A reloaded
+            round is reported with ``retrained=False`` and the callback skips it; so is a finished round
+            trained by an older version (no saved posterior) whose next round is finished too (its
+            posterior only chose that next round's parameters).
     """
     if method not in ("tsnpe", "apt"):
         raise ValueError(f"method must be 'tsnpe' or 'apt', got {method!r}")
@@ -190,6 +234,7 @@ def sequential_npe(
     prior = model.prior
     thetas, xs, valids, reports = [], [], [], []
     posterior = history = None
+    posterior_round = None  # the round whose posterior ``posterior`` is
     validity = None
     paths = [None if bank_dir is None else Path(bank_dir) / f"round_{r + 1}.zarr" for r in range(rounds)]
     round_keys = []
@@ -223,6 +268,22 @@ def sequential_npe(
             screened = f", {bank.num_screened} of them screened out by the pilot run" if bank.num_screened else ""
             _console.print(f"[yellow]round {r + 1}: {bank.num_invalid} of {len(bank)} simulations invalid (NaN"
                            f"{screened}); excluded from training")
+        atoms = num_atoms if (method == "apt" and r > 0) else None
+        init = posterior if (warm_start and posterior_round == r - 1) else None
+        identity = _training_identity(thetas, valids, k_train, method=method, config=config or NPEConfig(),
+                                      num_atoms=atoms, restrict=restrict, restrict_keep=restrict_keep,
+                                      embedding=None if embedding is None else type(embedding).__name__,
+                                      warm_start=init is not None)
+        saved = _load_trained(bank_dir, r, identity) if finished[r] is not None else None
+        if saved is not None:
+            report, posterior, refit = saved
+            posterior_round = r
+            validity = refit if refit is not None else validity
+            report.proposal, report.simulate_s = proposal, simulate_s
+            reports.append(report)
+            if progress:
+                _console.print(f"round {r + 1}/{rounds}: posterior and classifier reloaded from {bank_dir}")
+            continue
         if r + 1 < rounds and finished[r] is not None and finished[r + 1] is not None:
             reports.append(RoundReport(
                 round=r + 1, num_simulations=len(bank), num_invalid=bank.num_invalid,
@@ -231,12 +292,12 @@ def sequential_npe(
                 retrained=False))
             continue
         t0 = time.perf_counter()
-        atoms = num_atoms if (method == "apt" and r > 0) else None
         posterior, history = fit_npe(
             np.concatenate(thetas), np.concatenate(xs), prior, key=k_train, config=config,
             param_names=model.param_names, valid=np.concatenate(valids), progress=progress, num_atoms=atoms,
-            embedding=embedding,
+            embedding=embedding, init=init,
         )
+        posterior_round = r
         train_s = time.perf_counter() - t0
         samples = np.asarray(posterior.sample(jax.random.fold_in(k_train, 1), 2_000, x_o))
         restriction = None
@@ -254,6 +315,8 @@ def sequential_npe(
             posterior_mean=samples.mean(0).tolist(), posterior_std=samples.std(0).tolist(),
             restriction=restriction,
         )
+        if bank_dir is not None:
+            _save_trained(bank_dir, r, identity, report, posterior, validity if restriction is not None else None)
         if progress:
             _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
                            f"{np.array2string(samples.std(0), precision=3)}")
