@@ -36,6 +36,7 @@ from scipy import stats
 
 from .._errors import ObservationError, ShapeError
 from ..inference.density import FeatureDensity, fit_density
+from ..inference.kernels import sq_dists
 from ..inference.npe import NPEConfig
 from ..inference.robust import denoise
 from .c2st import c2st
@@ -82,20 +83,16 @@ def _rank_pvalue(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
 
 
-def _sq_dists(a, b):
-    return jnp.maximum(jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T, 0.0)
-
-
 @jax.jit
 def _mean_kernel(a, b, bandwidth):
     """Row means of k(a_i, b_j) = exp(-|a_i - b_j|² / (2 h²)): ``[len(a)]``."""
-    return jnp.mean(jnp.exp(-_sq_dists(a, b) / (2 * bandwidth**2)), axis=1)
+    return jnp.mean(jnp.exp(-sq_dists(a, b) / (2 * bandwidth**2)), axis=1)
 
 
 def median_bandwidth(x, max_rows: int = 1000) -> float:
     """Median pairwise distance of (at most ``max_rows``) rows of ``x``: the kernel bandwidth."""
     x = jnp.asarray(x[:max_rows], jnp.float32)
-    d = np.sqrt(np.asarray(_sq_dists(x, x)))
+    d = np.sqrt(np.asarray(sq_dists(x, x)))
     return float(np.median(d[np.triu_indices(len(x), 1)]))
 
 

@@ -1,8 +1,10 @@
 """Estimators: each returns a distribution (sample / log_prob) or a point estimate."""
 
 from .embedding import DeepSet as DeepSet
+from .embedding import FeatureMLP as FeatureMLP
 from .embedding import TraceCNN as TraceCNN
 from .embedding import deep_set as deep_set
+from .embedding import feature_mlp as feature_mlp
 from .embedding import trace_cnn as trace_cnn
 from .npe import NPEConfig as NPEConfig
 from .npe import Posterior as Posterior
@@ -13,6 +15,7 @@ from .npe import to_inference_data as to_inference_data
 from .restriction import Validity as Validity
 from .restriction import fit_validity as fit_validity
 from .restriction import load_validity as load_validity
+from .robust import fit_npe_rs as fit_npe_rs
 from .snpe import RoundReport as RoundReport
 from .snpe import SequentialResult as SequentialResult
 from .snpe import restricted_posterior_sample as restricted_posterior_sample

@@ -10,6 +10,8 @@ banks, ``simulate`` and the estimators stay the same:
   time bins of the last layer and a linear map to ``out_features``.
 - ``deep_set``: a permutation-invariant network for ``[trials, features]``: an MLP on each trial,
   the mean over trials, an MLP on the mean (Zaheer et al. 2017).
+- ``feature_mlp``: an MLP on hand-crafted features, for estimators that need a learned summary of
+  them (NPE-RS regularises the summary, ``inference.robust``).
 
 ``fit_npe(..., embedding=net)`` trains the net and the flow together by maximum likelihood of θ.
 Data standardisation is shared where the net needs it (over time per channel for the CNN, over
@@ -132,6 +134,33 @@ def deep_set(key, *, trials: int, features: int, out_features: int = 16, width: 
     return DeepSet(phi, rho, trials, features, width, depth, out_features)
 
 
+class FeatureMLP(eqx.Module):
+    """An MLP from ``features`` values to ``out_features``."""
+
+    mlp: eqx.nn.MLP
+    features: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+
+    def __call__(self, x):
+        return self.mlp(x)
+
+    def shared_statistics(self, loc, scale):
+        """Each feature keeps its own location and scale."""
+        return loc, scale
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "feature_mlp", "features": self.features, "width": self.width, "depth": self.depth,
+                "out_features": self.out_features}
+
+
+def feature_mlp(key, *, features: int, out_features: int = 8, width: int = 64, depth: int = 2) -> FeatureMLP:
+    """A ``FeatureMLP`` for ``features`` hand-crafted features."""
+    mlp = eqx.nn.MLP(features, out_features, width, depth, activation=jax.nn.gelu, key=key)
+    return FeatureMLP(mlp, features, width, depth, out_features)
+
+
 def build_embedding(spec: dict[str, Any], key):
     """The (untrained) embedding that ``spec()`` describes; the skeleton for loading weights."""
     spec = dict(spec)
@@ -141,7 +170,9 @@ def build_embedding(spec: dict[str, Any], key):
         return trace_cnn(key, **spec)
     if kind == "deep_set":
         return deep_set(key, **spec)
-    raise ValueError(f"unknown embedding kind {kind!r}; expected 'trace_cnn' or 'deep_set'")
+    if kind == "feature_mlp":
+        return feature_mlp(key, **spec)
+    raise ValueError(f"unknown embedding kind {kind!r}; expected 'trace_cnn', 'deep_set' or 'feature_mlp'")
 
 
 class EmbeddedFlow(eqx.Module):

@@ -1,4 +1,20 @@
-"""Robust posterior by an error model on the features (RNPE; Ward et al., NeurIPS 2022).
+"""Robust posteriors under model misspecification: RNPE (an error model on the features) and NPE-RS
+(an MMD-regularised learned summary).
+
+NPE-RS (Huang et al., NeurIPS 2023), ``fit_npe_rs``: the summary network is trained so that the
+observation's summary lies among the simulations' summaries (λ · MMD² between them added to the NPE
+loss), so features the model cannot produce stop steering the posterior. Two stages here: plain NPE,
+then the same networks fine-tuned with the regulariser (``fit_npe(..., init=, robust_observation=)``).
+Started from random networks the regulariser wins at once: a freshly initialised set embedding
+(a mean over 100 realisations) varies by ~1e-3 between simulations while the observation's summary
+sits far outside, and the MMD's gradient, scale-free through the median bandwidth, is then ~100×
+the likelihood's (measured on the OU task: 7.8 vs 0.08); the networks collapse to the prior.
+From the NPE solution the two terms are balanced. λ = 10 (not the paper's 1: our likelihood is in
+z-scored units and the kernel bandwidth is the median distance): on the Ricker task at 20 %
+contamination λ = 1 left the posterior where NPE put it, λ = 10 moved it to the truth, and at 0 %
+neither changed NPE's answer (``benchmarks/robust_contamination.py`` measures it over seeds).
+
+RNPE (Ward et al., NeurIPS 2022), ``denoise`` / ``robust_sample``:
 
 The observed features y may differ from anything the model can simulate. Each feature j gets an
 error indicator z_j ~ Bernoulli(ρ): well matched (z_j = 0, y_j ~ N(x_j, σ²), σ small) or
@@ -34,6 +50,7 @@ import numpy as np
 
 from .._errors import ShapeError
 from .density import FeatureDensity
+from .npe import MMD_WEIGHT, NPEConfig, Posterior, TrainingHistory, fit_npe
 
 
 @dataclass(frozen=True)
@@ -141,3 +158,28 @@ def robust_sample(posterior, denoised: Denoised, key, n: int):
     k_pick, k_draw = jax.random.split(key)
     rows = np.asarray(jax.random.choice(k_pick, len(denoised.samples), (n,)))
     return posterior.sample_batch(k_draw, 1, jnp.asarray(denoised.samples[rows]))[:, 0]
+
+
+def fit_npe_rs(theta, x, prior, x_o, *, key, embedding=None, config: NPEConfig | None = None,
+               mmd_weight: float = MMD_WEIGHT, init: Posterior | None = None, param_names=None, valid=None,
+               progress: bool = True) -> tuple[Posterior, TrainingHistory, Posterior]:
+    """NPE-RS posterior for one observation ``x_o`` from simulations ``theta``, ``x``.
+
+    Trains NPE with ``embedding`` (a ``deep_set``, ``trace_cnn`` or ``feature_mlp``), unless ``init``
+    is that NPE already, then fine-tunes it with ``mmd_weight`` · MMD²(summaries of the simulations,
+    summary of ``x_o``).
+
+    Returns:
+        ``(robust_posterior, its_history, npe_posterior)``.
+    """
+    k_npe, k_rs = jax.random.split(key)
+    if init is None:
+        if embedding is None:
+            raise ValueError("NPE-RS learns a summary: pass embedding= (deep_set, trace_cnn or feature_mlp) "
+                             "or init= an NPE posterior trained with one")
+        init, _ = fit_npe(theta, x, prior, key=k_npe, config=config, param_names=param_names, valid=valid,
+                          progress=progress, embedding=embedding)
+    posterior, history = fit_npe(theta, x, prior, key=k_rs, config=init.config, param_names=param_names,
+                                 valid=valid, progress=progress, init=init, robust_observation=x_o,
+                                 mmd_weight=mmd_weight)
+    return posterior, history, init

@@ -10,6 +10,8 @@ from ._base import Model as Model
 from ._base import RawTraces as RawTraces
 from ._base import from_function as from_function
 from ._base import simulate_traces as simulate_traces
+from .contamination import OUProcess as OUProcess
+from .contamination import Ricker as Ricker
 from .hh import HodgkinHuxley as HodgkinHuxley
 from .montbrio import Montbrio as Montbrio
 from .neurons import FAMILY as _FAMILY
@@ -24,7 +26,7 @@ from .pyloric import Pyloric as Pyloric
 from .qif_network import QIFNetwork as QIFNetwork
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
-    "qif-network": QIFNetwork,
+    "qif-network": QIFNetwork, "ricker": Ricker, "oup": OUProcess,
     **_FAMILY,
 }
 _DESCRIPTIONS = {
@@ -38,6 +40,8 @@ _DESCRIPTIONS = {
     "izhikevich": "Izhikevich (2003) neuron, a b c d; same protocol",
     "fhn": "FitzHugh–Nagumo oscillator; same protocol",
     "wilson-cowan": "Wilson–Cowan E–I population with a Poisson E neuron; same protocol",
+    "ricker": "Ricker population, Poisson counts, 100 i.i.d. series (robust-SBI benchmark, Huang et al. 2023)",
+    "oup": "Ornstein–Uhlenbeck process, 100 i.i.d. series of 25 (robust-SBI benchmark, Huang et al. 2023)",
 }
 
 
