@@ -235,3 +235,16 @@ def test_bad_observation_files_are_refused(registered, tmp_path):
     (tmp_path / "traces.csv").write_text("r,x\n1,2\n")
     with pytest.raises(Exception, match=r"columns \['r', 'x'\]"):
         load_observation(m, tmp_path / "traces.csv")
+
+
+def test_infer_robust_npe_rs_pulls_an_outlier_back(registered, tmp_path):
+    # x = theta + N(0, 0.5²) with theta ~ N(0, 1): x_1 = 8 is 7 sd outside anything simulated
+    metrics = infer(registered, out=tmp_path, num_simulations=1500, seed=2, progress=False, analysis=False,
+                    check=False, robust="npe-rs", observed_features=np.array([0.5, 8.0]), num_coverage_tests=100)
+    rob = metrics["robust"]
+    assert rob["method"] == "npe-rs" and metrics["temperature"] is None
+    npe_mean, robust_mean = rob["npe_posterior_mean"]["theta_1"], metrics["posterior_mean"]["theta_1"]
+    assert abs(robust_mean) < abs(npe_mean) - 0.5, (npe_mean, robust_mean)
+    assert abs(metrics["posterior_mean"]["theta_0"] - 0.4) < 0.5  # the matched coordinate stays near 0.8 x_0
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--robust", "rnpe", "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "npe-rs" in res.output

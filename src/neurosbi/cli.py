@@ -112,6 +112,9 @@ def infer_cmd(
         "column per channel; or one row of features under their names) [default: the published one]"),
     check: bool = typer.Option(True, "--check/--no-check", help="test whether the model can explain the observation"),
     alpha: float = typer.Option(0.05, help="level of the misspecification check"),
+    robust: Optional[str] = typer.Option(
+        None, help="npe-rs: a posterior robust to misspecification of this observation (NPE with a learned "
+        "summary, fine-tuned with an MMD penalty that keeps the observation's summary among the simulations')"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Infer MODEL's parameters from an observation; write metrics, samples, figures, report.
@@ -134,7 +137,7 @@ def infer_cmd(
                         config=config, progress=not quiet, rounds=rounds, method=method,
                         embedding=embedding, trace_every=every, num_calibration=calibration,
                         num_coverage_tests=coverage_tests, observed_traces=traces, observed_features=features,
-                        check=check, alpha=alpha)
+                        check=check, alpha=alpha, robust=robust)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")

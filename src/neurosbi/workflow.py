@@ -35,7 +35,17 @@ from .diagnostics import (
     zscore_shrinkage,
 )
 from .diagnostics.misspecification import check_observation
-from .inference import NPEConfig, fit_npe, fit_temperature, sequential_npe, to_inference_data, trace_cnn
+from .inference import (
+    NPEConfig,
+    feature_mlp,
+    fit_npe,
+    fit_npe_rs,
+    fit_temperature,
+    sequential_npe,
+    to_inference_data,
+    trace_cnn,
+)
+from .inference.npe import MMD_WEIGHT
 from .inference.snpe import RESTRICT_KEEP
 from .models import Model, RawTraces, simulate_traces
 from .report import write_check_report, write_report
@@ -117,6 +127,7 @@ def infer(
     trace_every: int = 10,
     check: bool = True,
     alpha: float = 0.05,
+    robust: str | None = None,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
@@ -144,6 +155,13 @@ def infer(
     coverage on those simulations is nominal), and ``num_coverage_tests`` further ones on which the
     coverage is then reported: the two never overlap.
 
+    ``robust="npe-rs"`` makes the posterior robust to misspecification of this observation
+    (``inference.fit_npe_rs``): the NPE learns a summary (an MLP on the features, or the CNN with
+    ``embedding="cnn"``) and is then fine-tuned so that the observation's summary lies among the
+    simulations'. The robust posterior is for this observation only: no temperature is fitted, and
+    the coverage reported is the NPE's before the fine-tune; ``metrics["robust"]`` says how far the
+    fine-tune moved each parameter, in the NPE's posterior standard deviations. One round only.
+
     ``check`` (on by default) tests whether any parameter of the model can explain the observation
     (``diagnostics.misspecification.check_observation`` at level ``alpha``, on the prior-predictive
     simulations: the amortized bank, or the first round of a sequential run) and writes the verdict,
@@ -162,6 +180,10 @@ def infer(
         config = npe_config_for(model) if embedding is None else NPEConfig(flow=model.infer_defaults.get("flow", "maf"))
     if rounds > 1 and bank_path is not None:
         raise ValueError("--from-bank trains once from an existing bank; it cannot be combined with rounds > 1")
+    if robust not in (None, "npe-rs"):
+        raise ValueError(f"robust must be 'npe-rs' (MMD-regularised NPE), got {robust!r}")
+    if robust is not None and rounds > 1:
+        raise ValueError("robust inference (npe-rs) trains one round: use rounds=1")
     net = None
     if embedding is not None:
         if embedding != "cnn":
@@ -182,6 +204,10 @@ def infer(
 
     observed_traces, x_o, truth = resolve_observation(model, k_obs, traces=observed_traces,
                                                       features=observed_features, truth=truth)
+    if robust is not None and net is None:  # NPE-RS regularises a learned summary: one of the features
+        n_features = len(model.feature_names)
+        net = feature_mlp(jax.random.fold_in(jax.random.key(seed), 98), features=n_features,
+                          out_features=min(8, n_features))
 
     # -- simulations and training -------------------------------------------------------------
     sequential, temperature = None, None
@@ -223,11 +249,16 @@ def infer(
             bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
             param_names=model.param_names, valid=bank.valid[train_idx], progress=progress, embedding=net,
         )
+        npe_posterior = posterior
+        if robust is not None:
+            posterior, history, _ = fit_npe_rs(
+                bank.theta[train_idx], bank.x[train_idx], model.prior, x_o, key=jax.random.fold_in(k_train, 1),
+                init=npe_posterior, param_names=model.param_names, valid=bank.valid[train_idx], progress=progress)
         train_s = time.perf_counter() - t0
         num_sims, num_invalid, sim_stats = len(bank), bank.num_invalid, bank.stats
         num_screened = bank.num_screened
         cal_ok = cal_idx[bank.valid[cal_idx]]
-        if len(cal_ok) >= 50:
+        if len(cal_ok) >= 50 and robust is None:
             t0 = time.perf_counter()
             posterior, temperature = fit_temperature(posterior, bank.theta[cal_ok], bank.x[cal_ok],
                                                      jax.random.fold_in(k_cov, 1))
@@ -271,9 +302,18 @@ def infer(
         metrics["rmse_posterior_mean"] = float("nan")
 
     cov = None
+    if robust is not None:
+        npe_samples = np.asarray(npe_posterior.sample(k_sample, num_posterior_samples, jnp.asarray(x_o)))
+        metrics["robust"] = {
+            "method": "npe-rs", "mmd_weight": MMD_WEIGHT,
+            "npe_posterior_mean": dict(zip(names, npe_samples.mean(0).tolist())),
+            "npe_posterior_std": dict(zip(names, npe_samples.std(0).tolist())),
+            "shift_in_npe_std": dict(zip(names, ((mean - npe_samples.mean(0)) / npe_samples.std(0)).tolist())),
+            "coverage_of": "the NPE before the robust fine-tune (the robust posterior is for this observation only)",
+        }
     if sequential is None:
         test_ok = bank.valid[test_idx]
-        cov = expected_coverage(posterior, bank.theta[test_idx][test_ok], bank.x[test_idx][test_ok], k_cov)
+        cov = expected_coverage(npe_posterior, bank.theta[test_idx][test_ok], bank.x[test_idx][test_ok], k_cov)
         metrics["coverage"] = {
             "levels": cov["levels"].tolist(),
             "joint": cov["joint"].tolist(),
@@ -308,7 +348,7 @@ def infer(
             first = sequential.rounds[0].num_simulations
             prior_x, held_out = sequential.x[:first], None
         metrics["misspecification"] = run_check(model, x_o, prior_x, jax.random.fold_in(k_ppc, 3), out,
-                                                posterior=posterior if sequential is None else None,
+                                                posterior=npe_posterior if sequential is None else None,
                                                 x_embedding=held_out, alpha=alpha, progress=progress)
     diagnostics_s = time.perf_counter() - t0
 

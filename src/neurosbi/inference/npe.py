@@ -44,7 +44,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import priors as _priors
 from .._errors import ObservationError, ShapeError, TrainingError
-from .embedding import EmbeddedFlow, EnsembleFlow, build_embedding
+from .embedding import EmbeddedFlow, EnsembleFlow, FeatureMLP, build_embedding
 from .kernels import mmd_to_point
 
 _FORMAT = "neurosbi-posterior-1"
@@ -571,8 +571,8 @@ def fit_npe(
     if theta.ndim != 2 or x.ndim != 2 or theta.shape[0] != x.shape[0]:
         raise ShapeError(f"theta and x must be [n, dim] and [n, features] with equal n, got {theta.shape} and {x.shape}")
     if config.log_features:
-        if embedding is not None:
-            raise ValueError("log_features reads hand-made features; with an embedding net leave it empty")
+        if embedding is not None and not isinstance(embedding, FeatureMLP):
+            raise ValueError("log_features reads hand-made features; with an embedding net of raw data leave it empty")
         if max(config.log_features) >= x.shape[1]:
             raise ValueError(f"log_features {config.log_features} name columns beyond the {x.shape[1]} features")
         x = log_columns(x, config.log_features)  # values <= -LOG_OFFSET become NaN: dropped and counted
