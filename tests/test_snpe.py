@@ -111,6 +111,7 @@ def test_rounds_are_kept_on_disk_and_reloaded(linear3, tmp_path):
     # both rounds' posteriors were saved after training: nothing is retrained, the reports come back
     assert [r.retrained for r in again.rounds] == [False, False]
     assert [r.epochs for r in again.rounds] == [r.epochs for r in first.rounds]
+    assert again.history.validation_loss == first.history.validation_loss  # what infer's metrics read
     x_o = jnp.asarray(X_O, jnp.float32)
     np.testing.assert_array_equal(np.asarray(first.posterior.sample(jax.random.key(1), 50, x_o)),
                                   np.asarray(again.posterior.sample(jax.random.key(1), 50, x_o)))

@@ -434,14 +434,13 @@ class TrainingHistory:
 
 
 def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, progress: bool = True,
-               label: str = "training flow", validation_loss_fn=None):
+               label: str = "training flow"):
     """Fit ``flow`` by minimising ``loss_fn(flow, *rows)`` with Adam and early stopping.
 
     The one training loop of neurosbi's flows (posteriors, densities of features): each epoch is one
     compiled ``lax.scan`` over shuffled minibatches of the ``train`` arrays (equal first axes); the
     validation loss on the ``validation`` arrays decides early stopping (``config.patience``) and
-    learning-rate halving (``config.lr_patience``) between epochs; ``validation_loss_fn`` (default
-    ``loss_fn``) is the loss measured there.
+    learning-rate halving (``config.lr_patience``) between epochs.
 
     Returns:
         ``(best_flow, history)``: the flow of the epoch with the lowest validation loss.
@@ -462,9 +461,6 @@ def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, prog
     def loss(p, *rows):
         return loss_fn(eqx.combine(p, static), *rows)
 
-    def validation_loss(p, *rows):
-        return (validation_loss_fn or loss_fn)(eqx.combine(p, static), *rows)
-
     @jax.jit
     def epoch(params, opt_state, key):
         order = jax.random.permutation(key, n_train)[: n_batches * batch].reshape(n_batches, batch)
@@ -476,7 +472,7 @@ def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, prog
             return (optax.apply_updates(params, updates), opt_state), value
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses), validation_loss(params, *validation)
+        return params, opt_state, jnp.mean(losses), loss(params, *validation)
 
     history = TrainingHistory(num_train=n_train, num_validation=validation[0].shape[0])
     best = (np.inf, params)
@@ -673,7 +669,6 @@ def fit_npe(
     flow, history = train_flow(
         flow, loss, (tr_theta, tr_x, tr_lp), (val_theta, val_x, val_lp),
         config=config, key=key_train, progress=progress, label="training posterior",
-        validation_loss_fn=None,
     )
     history.num_invalid_dropped = n_dropped
     posterior = Posterior(

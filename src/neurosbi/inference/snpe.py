@@ -120,21 +120,22 @@ def _training_identity(thetas, valids, key, **options) -> dict:
             **{k: (v.__dict__ if isinstance(v, NPEConfig) else v) for k, v in options.items()}}
 
 
-def _save_trained(bank_dir, r, identity, report, posterior, validity) -> None:
+def _save_trained(bank_dir, r, identity, report, posterior, validity, history) -> None:
     """Keep round ``r``'s posterior, validity classifier and report next to its bank."""
     stem = Path(bank_dir) / f"round_{r + 1}"
     posterior.save(stem.with_name(stem.name + "_posterior.nsbi"))
     if validity is not None:
         validity.save(stem.with_name(stem.name + "_validity.eqx"))
-    record = {"identity": identity, "report": report.__dict__, "validity": validity is not None}
+    record = {"identity": identity, "report": report.__dict__, "validity": validity is not None,
+              "history": history.as_dict()}
     tmp = stem.with_name(stem.name + "_trained.json.tmp")  # written last, atomically: its presence means complete
     tmp.write_text(json.dumps(record, default=float))
     tmp.replace(stem.with_name(stem.name + "_trained.json"))
 
 
 def _load_trained(bank_dir, r, identity):
-    """Round ``r``'s (report, posterior, validity) as saved by ``_save_trained`` for the same training
-    identity, else None."""
+    """Round ``r``'s (report, posterior, validity, training history) as saved by ``_save_trained`` for
+    the same training identity, else None."""
     if bank_dir is None:
         return None
     stem = Path(bank_dir) / f"round_{r + 1}"
@@ -147,7 +148,8 @@ def _load_trained(bank_dir, r, identity):
     posterior = load_posterior(stem.with_name(stem.name + "_posterior.nsbi"))
     validity = load_validity(stem.with_name(stem.name + "_validity.eqx")) if record["validity"] else None
     report = RoundReport(**{**record["report"], "retrained": False})
-    return report, posterior, validity
+    history = TrainingHistory(**record["history"]) if "history" in record else None
+    return report, posterior, validity, history
 
 
 def restricted_posterior_sample(posterior, x_o, key, n: int, accept=None, max_rounds: int = 50) -> np.ndarray:
@@ -276,8 +278,9 @@ def sequential_npe(
                                       warm_start=init is not None)
         saved = _load_trained(bank_dir, r, identity) if finished[r] is not None else None
         if saved is not None:
-            report, posterior, refit = saved
+            report, posterior, refit, saved_history = saved
             posterior_round = r
+            history = saved_history or history
             validity = refit if refit is not None else validity
             report.proposal, report.simulate_s = proposal, simulate_s
             reports.append(report)
@@ -316,7 +319,8 @@ def sequential_npe(
             restriction=restriction,
         )
         if bank_dir is not None:
-            _save_trained(bank_dir, r, identity, report, posterior, validity if restriction is not None else None)
+            _save_trained(bank_dir, r, identity, report, posterior, validity if restriction is not None else None,
+                          history)
         if progress:
             _console.print(f"round {r + 1}/{rounds} ({proposal}): {len(bank)} simulations, posterior std "
                            f"{np.array2string(samples.std(0), precision=3)}")
