@@ -389,16 +389,22 @@ def _log_prob_jit(posterior: Posterior, theta, x):
     return lp
 
 
+def read_header(f, path, fmt: str, what: str) -> dict:
+    """The JSON header line of a saved network file (``f`` open in binary), checked to be ``fmt``."""
+    try:
+        header = json.loads(f.readline())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{path} is not a neurosbi {what} file (no JSON header)") from None
+    if header.get("format") != fmt:
+        raise ValueError(f"{path} has format {header.get('format')!r}, expected {fmt!r}")
+    return header
+
+
 def load_posterior(path: str | os.PathLike) -> Posterior:
     """Read a posterior written by ``Posterior.save``."""
     path = Path(path)
     with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{path} is not a neurosbi posterior file (no JSON header)") from None
-        if header.get("format") != _FORMAT:
-            raise ValueError(f"{path} has format {header.get('format')!r}, expected {_FORMAT!r}")
+        header = read_header(f, path, _FORMAT, "posterior")
         config = NPEConfig(**header["config"])
         dim, n_features = len(header["param_names"]), header["num_features"]
         bounded = header["bounded"]

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from .._errors import TrainingError
+from .npe import read_header
 
 
 class Validity(eqx.Module):
@@ -65,12 +66,7 @@ def load_validity(path: str | os.PathLike) -> Validity:
     """Read a classifier written by ``Validity.save``."""
     path = Path(path)
     with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{path} is not a neurosbi validity file (no JSON header)") from None
-        if header.get("format") != _FORMAT:
-            raise ValueError(f"{path} has format {header.get('format')!r}, expected {_FORMAT!r}")
+        header = read_header(f, path, _FORMAT, "validity")
         dim = header["dim"]
         skeleton = Validity(
             net=eqx.nn.MLP(dim, 1, header["width"], header["depth"], activation=jax.nn.gelu, key=jax.random.key(0)),
