@@ -192,6 +192,50 @@ def simulate_traces(model: Model, key, theta):
     return model.simulate(key, theta)
 
 
+class BoxModel(Model):
+    """A model whose parameters, units, box prior and truth are class constants (``_names``,
+    ``_units``, ``_low``, ``_high``, ``_truth``)."""
+
+    _names: ClassVar[tuple[str, ...]] = ()
+    _units: ClassVar[tuple[str, ...]] = ()
+    _low: ClassVar[tuple[float, ...]] = ()
+    _high: ClassVar[tuple[float, ...]] = ()
+    _truth: ClassVar[tuple[float, ...]] = ()
+
+    @property
+    def param_names(self):
+        return self._names
+
+    @property
+    def param_units(self):
+        return self._units or ("",) * len(self._names)
+
+    @property
+    def prior(self):
+        return _priors.box_uniform(self._low, self._high)
+
+    @property
+    def default_truth(self):
+        return np.asarray(self._truth)
+
+
+class RecordedModel(Model):
+    """A model whose traces are its channels sampled every ``record_step`` over ``duration`` (both
+    fields of the subclass)."""
+
+    @property
+    def dt(self):
+        return self.record_step
+
+    @property
+    def num_records(self) -> int:
+        return int(round(self.duration / self.record_step))
+
+    @property
+    def trace_shape(self):
+        return (len(self.channel_names), self.num_records)
+
+
 class FunctionModel(Model):
     """A user's simulator ``(key, theta[batch, dim]) -> x[batch, n]`` with its prior.
 

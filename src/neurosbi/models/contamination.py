@@ -28,38 +28,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import priors as _priors
-from ._base import Model, simulation_keys
+from ._base import BoxModel, simulation_keys
 
 
-class _IIDSeries(Model):
+class _IIDSeries(BoxModel):
     """``trials`` i.i.d. realisations of a ``length``-step series per parameter set."""
 
     trials: int = eqx.field(static=True, default=100)
 
     per_simulation_keys: ClassVar[bool] = True
     length: ClassVar[int]
-    _names: ClassVar[tuple[str, ...]]
-    _low: ClassVar[tuple[float, ...]]
-    _high: ClassVar[tuple[float, ...]]
-    _truth: ClassVar[tuple[float, ...]]
     contaminant: ClassVar[tuple[float, ...]]
 
     def __check_init__(self):
         if self.trials < 1:
             raise ValueError(f"trials must be >= 1, got {self.trials}")
-
-    @property
-    def param_names(self):
-        return self._names
-
-    @property
-    def prior(self):
-        return _priors.box_uniform(self._low, self._high)
-
-    @property
-    def default_truth(self):
-        return np.array(self._truth)
 
     @property
     def feature_names(self):

@@ -35,14 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import priors as _priors
 from ..features._spikes import SpikeSummary
-from ._base import Model, block_noise, simulation_keys
+from ._base import BoxModel, RecordedModel, block_noise, simulation_keys
 
 _BLOCK_RECORDS = 50  # records (ms) per noise draw
 
 
-class SpikingModel(Model):
+class SpikingModel(BoxModel, RecordedModel):
     """The shared protocol, integrator and spike features. Subclasses give parameters, prior bounds,
     the initial state, the drift and the spike rule.
 
@@ -55,11 +54,6 @@ class SpikingModel(Model):
     """
 
     per_simulation_keys: ClassVar[bool] = True
-    _names: ClassVar[tuple[str, ...]] = ()
-    _units: ClassVar[tuple[str, ...]] = ()
-    _low: ClassVar[tuple[float, ...]] = ()
-    _high: ClassVar[tuple[float, ...]] = ()
-    _truth: ClassVar[tuple[float, ...]] = ()
     _potential: ClassVar[str] = "v"
 
     duration: float = eqx.field(static=True, default=1000.0)
@@ -89,36 +83,8 @@ class SpikingModel(Model):
 
     # -- description -----------------------------------------------------------------------
     @property
-    def param_names(self):
-        return self._names
-
-    @property
-    def param_units(self):
-        return self._units
-
-    @property
-    def prior(self):
-        return _priors.box_uniform(self._low, self._high)
-
-    @property
-    def default_truth(self):
-        return np.asarray(self._truth)
-
-    @property
     def channel_names(self):
         return (self._potential, "spikes")
-
-    @property
-    def dt(self):
-        return self.record_step
-
-    @property
-    def num_records(self) -> int:
-        return int(round(self.duration / self.record_step))
-
-    @property
-    def trace_shape(self):
-        return (2, self.num_records)
 
     @property
     def summary(self) -> SpikeSummary:

@@ -43,7 +43,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._base import Model, simulation_keys
+from ._base import RecordedModel, simulation_keys
 from .montbrio import Montbrio
 
 
@@ -53,7 +53,7 @@ def lorentzian_quantiles(n: int, center, width):
     return center + width * jnp.tan(0.5 * jnp.pi * (2 * i - n - 1) / (n + 1))
 
 
-class QIFNetwork(Model):
+class QIFNetwork(RecordedModel):
     """All-to-all QIF network whose population rate and mean potential MPR describes.
 
     Parameters (Δ, η, J) and prior are ``Montbrio``'s; so are the trace layout (v, r at 1 ms) and the
@@ -131,18 +131,6 @@ class QIFNetwork(Model):
     @property
     def channel_names(self):
         return ("v", "r")
-
-    @property
-    def dt(self):
-        return self.record_step
-
-    @property
-    def num_records(self) -> int:
-        return int(round(self.duration / self.record_step))
-
-    @property
-    def trace_shape(self):
-        return (2, self.num_records)
 
     @property
     def feature_names(self):
