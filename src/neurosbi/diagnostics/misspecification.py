@@ -18,7 +18,8 @@ quality of the kernel or the fitted density: those only decide the power.
   (``inference.robust.denoise``).
 - ``c2st_test``: many observations at once; a classifier tells them from simulations.
 - ``check_observation``: all of the above for one observation, with one verdict (Bonferroni over
-  the tests run, so the verdict's type-I error is at most ``alpha``).
+  the tests run, so the verdict's type-I error is at most ``alpha``); ``Detector`` sets the tests up
+  once for many observations (robustness sweeps).
 
 The tests are written here (not taken from sbi) because the stack is JAX and the kernel sums are a
 few lines; the kernel MMD follows Gretton et al. (2012), the use for SBI Schmitt et al. (2023).
@@ -238,6 +239,86 @@ def feature_table(x_o, x_sim, density: FeatureDensity | None, key, feature_names
     return rows
 
 
+class Detector:
+    """The detection tests of ``check_observation``, set up once and applied to many observations.
+
+    Setting up fits the feature density and, with a posterior, embeds the reference simulations; a
+    robustness sweep then tests hundreds of observations against the same model at the cost of the
+    kernel sums alone. ``check_observation`` is ``Detector(...).check(x_o, key)``.
+
+    Args:
+        x_sim: prior-predictive features ``[n, d]`` (NaN rows, invalid simulations, are dropped and counted).
+        key: PRNG key (the split of the simulations into density-fitting, reference and null sets).
+        posterior: optional trained posterior whose ``summary`` gives the learned space.
+        x_embedding: prior-predictive simulations the posterior was not trained on, for the test in its
+            learned space (default ``x_sim``; training rows can look more typical than new data there).
+        density, density_config, max_density_train, max_density_features, num_null, progress: as
+            ``check_observation``.
+    """
+
+    def __init__(self, x_sim, key, *, posterior=None, x_embedding=None, density: FeatureDensity | None = None,
+                 density_config: NPEConfig | None = None, max_density_train: int = 20_000,
+                 max_density_features: int = 64, num_null: int = 1000, progress: bool = False):
+        x_all = np.asarray(x_sim, np.float32)
+        x_sim = _finite_rows(x_all)
+        self.num_simulations = len(x_all)
+        self.num_null = num_null
+        self.notes: list[str] = []
+        if len(x_sim) < len(x_all):
+            self.notes.append(f"{len(x_all) - len(x_sim)} of {len(x_all)} simulations invalid (NaN), left out of "
+                              "the tests")
+        k_split, k_fit, k_emb = jax.random.split(key, 3)
+        x_sim = x_sim[np.asarray(jax.random.permutation(k_split, len(x_sim)))]
+        self.with_density = density is not None or x_sim.shape[1] <= max_density_features
+        if not self.with_density:
+            self.notes.append(f"{x_sim.shape[1]} features (raw traces?): the density test and the per-feature table "
+                              f"need at most {max_density_features}; only the MMD tests were run")
+        elif density is None:
+            n_fit = min(max_density_train, len(x_sim) - max(num_null, 200))
+            if n_fit < 200:
+                raise ShapeError(f"check_observation needs at least {200 + max(num_null, 200)} valid simulations to "
+                                 f"fit and test a feature density, got {len(x_sim)}; simulate more or pass density=")
+            density, _ = fit_density(x_sim[:n_fit], key=k_fit, config=density_config, progress=progress)
+            self.held_out = x_sim[n_fit:]
+        else:
+            self.held_out = x_sim
+        self.x_sim, self.density, self.posterior = x_sim, density, posterior
+        self.s_ref = None
+        if posterior is not None:
+            x_emb = x_sim if x_embedding is None else _finite_rows(x_embedding)
+            self.s_ref = np.asarray(posterior.summary(x_emb[: 2000 + num_null], k_emb))
+
+    def tests(self, x_o, key) -> list[TestResult]:
+        """The p-values of one observation ``x_o [d]``: MMD in feature space, MMD in the posterior's
+        learned space (with a posterior), density test (with a density)."""
+        x_o = _as_rows(x_o, self.x_sim.shape[1])[0]
+        k_mmd, k_emb, k_emb_mmd = jax.random.split(key, 3)
+        tests = [mmd_test(x_o, self.x_sim, k_mmd, num_null=self.num_null)]
+        if self.posterior is not None:
+            s_o = np.asarray(self.posterior.summary(x_o[None], k_emb))[0]
+            tests.append(mmd_test(s_o, self.s_ref, k_emb_mmd, num_null=self.num_null, space="posterior summary"))
+        if self.with_density:
+            tests.append(density_test(x_o, self.density, self.held_out[:max(self.num_null, 200)]))
+        return tests
+
+    def check(self, x_o, key, *, alpha: float = 0.05, feature_names=None,
+              with_table: bool = True) -> MisspecificationReport:
+        """The verdict for one observation: ``tests`` and, when ``with_table``, the per-feature table."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        k_tests, k_table = jax.random.split(key)
+        tests = self.tests(x_o, k_tests)
+        table = []
+        if with_table:
+            table = feature_table(x_o, self.x_sim, self.density if self.with_density else None, k_table,
+                                  feature_names)
+            if any(r.get("rhat", 1.0) > 1.1 for r in table):
+                warnings.warn("the per-feature error model did not converge for some features (R-hat > 1.1); its "
+                              "probabilities are rough", stacklevel=2)
+        return MisspecificationReport(tests=tests, features=table, alpha=alpha, num_simulations=self.num_simulations,
+                                      notes=list(self.notes))
+
+
 def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alpha: float = 0.05, feature_names=None,
                       density: FeatureDensity | None = None, density_config: NPEConfig | None = None,
                       max_density_train: int = 20_000, max_density_features: int = 64, num_null: int = 1000,
@@ -248,6 +329,7 @@ def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alph
     given), the density test and the per-feature error model. A feature density is fitted unless one is
     given (then ``x_sim`` must be simulations it was not fitted on). ``x_sim`` must be drawn from the
     prior predictive: simulations from a sequential round's proposal are not the model's predictive.
+    For many observations against one model build a ``Detector`` once.
 
     Args:
         x_o: observed features.
@@ -268,38 +350,9 @@ def check_observation(x_o, x_sim, key, *, posterior=None, x_embedding=None, alph
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    x_all = np.asarray(x_sim, np.float32)
-    x_sim = _finite_rows(x_all)
-    x_o = _as_rows(x_o, x_sim.shape[1])[0]
-    notes = []
-    if len(x_sim) < len(x_all):
-        notes.append(f"{len(x_all) - len(x_sim)} of {len(x_all)} simulations invalid (NaN), left out of the tests")
-    k_split, k_mmd, k_emb, k_emb_mmd, k_fit, k_table = jax.random.split(key, 6)
-    x_sim = x_sim[np.asarray(jax.random.permutation(k_split, len(x_sim)))]
-    with_density = density is not None or x_sim.shape[1] <= max_density_features
-    if not with_density:
-        notes.append(f"{x_sim.shape[1]} features (raw traces?): the density test and the per-feature table need at "
-                     f"most {max_density_features}; only the MMD tests were run")
-    elif density is None:
-        n_fit = min(max_density_train, len(x_sim) - max(num_null, 200))
-        if n_fit < 200:
-            raise ShapeError(f"check_observation needs at least {200 + max(num_null, 200)} valid simulations to fit "
-                             f"and test a feature density, got {len(x_sim)}; simulate more or pass density=")
-        density, _ = fit_density(x_sim[:n_fit], key=k_fit, config=density_config, progress=progress)
-        held_out = x_sim[n_fit:]
-    else:
-        held_out = x_sim
-    tests = [mmd_test(x_o, x_sim, k_mmd, num_null=num_null)]
-    if posterior is not None:
-        x_emb = x_sim if x_embedding is None else _finite_rows(x_embedding)
-        x_emb = x_emb[: 2000 + num_null]
-        s_all = np.asarray(posterior.summary(np.concatenate([x_emb, x_o[None]]), k_emb))
-        tests.append(mmd_test(s_all[-1], s_all[:-1], k_emb_mmd, num_null=num_null, space="posterior summary"))
-    if with_density:
-        tests.append(density_test(x_o, density, held_out[:max(num_null, 200)]))
-    table = feature_table(x_o, x_sim, density if with_density else None, k_table, feature_names)
-    report = MisspecificationReport(tests=tests, features=table, alpha=alpha, num_simulations=len(x_all), notes=notes)
-    if any(r.get("rhat", 1.0) > 1.1 for r in table):
-        warnings.warn("the per-feature error model did not converge for some features (R-hat > 1.1); its "
-                      "probabilities are rough", stacklevel=2)
-    return report
+    _as_rows(x_o, _finite_rows(x_sim).shape[1])  # a bad observation fails before the density is fitted
+    k_setup, k_check = jax.random.split(key)
+    detector = Detector(x_sim, k_setup, posterior=posterior, x_embedding=x_embedding, density=density,
+                        density_config=density_config, max_density_train=max_density_train,
+                        max_density_features=max_density_features, num_null=num_null, progress=progress)
+    return detector.check(x_o, k_check, alpha=alpha, feature_names=feature_names)
