@@ -97,6 +97,49 @@ def median_bandwidth(x, max_rows: int = 1000) -> float:
     return float(np.median(d[np.triu_indices(len(x), 1)]))
 
 
+class MMDReference:
+    """The simulation side of ``mmd_test``, computed once: the reference set, the bandwidth, and the null
+    pool's kernel means (the whole null for single observations). ``test(x_o)`` then costs one row of
+    kernel sums, so a sweep can test thousands of observations against one model."""
+
+    def __init__(self, x_sim, key, *, num_reference: int = 2000, num_null: int = 1000, space: str = "features",
+                 standardize: bool = True):
+        x_sim = _finite_rows(x_sim)
+        perm = np.asarray(jax.random.permutation(key, len(x_sim)))
+        n_ref = min(num_reference, len(x_sim) // 2)
+        ref, pool = x_sim[perm[:n_ref]], x_sim[perm[n_ref:]]
+        if len(pool) < 20 or n_ref < 20:
+            raise ShapeError(f"mmd_test needs at least 40 valid simulations, got {len(x_sim)}")
+        self.loc, self.scale = (ref.mean(0), ref.std(0) + 1e-8) if standardize else (0.0, 1.0)
+        ref, pool = (ref - self.loc) / self.scale, (pool - self.loc) / self.scale
+        self.num_features, self.space, self.num_null, self.key = x_sim.shape[1], space, num_null, key
+        self.bandwidth = median_bandwidth(ref)
+        self.ref = jnp.asarray(ref)
+        self.pool = jnp.asarray(pool)
+        self.ref_ref = float(jnp.mean(_mean_kernel(self.ref, self.ref, self.bandwidth)))
+        self.pool_to_ref = np.asarray(_mean_kernel(self.pool, self.ref, self.bandwidth))
+
+    def test(self, x_o) -> TestResult:
+        """MMD² (V-statistic) of observation(s) ``x_o`` ([d] or [m, d]) against the reference, with its p-value
+        among ``num_null`` sets of ``m`` pool rows."""
+        x_o = (_as_rows(x_o, self.num_features) - self.loc) / self.scale
+        m, h = len(x_o), self.bandwidth
+        if len(self.pool) < max(m, 20):
+            raise ShapeError(f"mmd_test of {m} observations needs at least {m} pool simulations, got {len(self.pool)}")
+        x_o_j = jnp.asarray(x_o, jnp.float32)
+        observed = float(jnp.mean(_mean_kernel(x_o_j, x_o_j, h)) - 2 * jnp.mean(_mean_kernel(x_o_j, self.ref, h))
+                         + self.ref_ref)
+        if m == 1:  # k(y, y) = 1
+            null = 1.0 - 2 * self.pool_to_ref[: self.num_null] + self.ref_ref
+        else:  # num_null sets of m distinct pool rows, all at once
+            keys = jax.random.split(jax.random.fold_in(self.key, 1), self.num_null)
+            idx = jax.vmap(lambda k: jax.random.choice(k, len(self.pool), (m,), replace=False))(keys)
+            sets = self.pool[idx]
+            self_terms = jax.vmap(lambda y: jnp.mean(_mean_kernel(y, y, h)))(sets)
+            null = np.asarray(self_terms - 2 * jnp.asarray(self.pool_to_ref)[idx].mean(axis=1) + self.ref_ref)
+        return TestResult("mmd", observed, _rank_pvalue(observed, null), len(null), self.space)
+
+
 def mmd_test(x_o, x_sim, key, *, num_reference: int = 2000, num_null: int = 1000, space: str = "features",
              standardize: bool = True) -> TestResult:
     """MMD two-sample test of observation(s) ``x_o`` ([d] or [m, d]) against simulations ``x_sim [n, d]``.
@@ -105,51 +148,31 @@ def mmd_test(x_o, x_sim, key, *, num_reference: int = 2000, num_null: int = 1000
     the null distribution is the MMD of ``num_null`` sets of ``m`` pool rows against the same
     reference. Features are z-scored with the reference statistics when ``standardize``.
     Rows of ``x_sim`` with NaN are dropped (invalid simulations are no evidence either way).
+    For many observations against the same simulations build one ``MMDReference``.
 
     Returns:
         ``TestResult`` with the biased (V-statistic) MMD² of the observation.
     """
     x_sim = _finite_rows(x_sim)
-    x_o = _as_rows(x_o, x_sim.shape[1])
-    m = len(x_o)
-    perm = np.asarray(jax.random.permutation(key, len(x_sim)))
-    n_ref = min(num_reference, len(x_sim) // 2)
-    ref, pool = x_sim[perm[:n_ref]], x_sim[perm[n_ref:]]
-    if len(pool) < max(m, 20) or n_ref < 20:
+    m = len(_as_rows(x_o, x_sim.shape[1]))
+    if len(x_sim) - min(num_reference, len(x_sim) // 2) < max(m, 20):
         raise ShapeError(f"mmd_test needs at least {max(m, 20) + 20} valid simulations, got {len(x_sim)}")
-    if standardize:
-        loc, scale = ref.mean(0), ref.std(0) + 1e-8
-        ref, pool, x_o = (ref - loc) / scale, (pool - loc) / scale, (x_o - loc) / scale
-    h = median_bandwidth(ref)
-    ref_j = jnp.asarray(ref)
-    ref_ref = float(jnp.mean(_mean_kernel(ref_j, ref_j, h)))
-
-    x_o_j = jnp.asarray(x_o)
-    observed = float(jnp.mean(_mean_kernel(x_o_j, x_o_j, h)) - 2 * jnp.mean(_mean_kernel(x_o_j, ref_j, h)) + ref_ref)
-    pool_to_ref = np.asarray(_mean_kernel(jnp.asarray(pool), ref_j, h))
-    if m == 1:  # k(y, y) = 1
-        null = 1.0 - 2 * pool_to_ref[:num_null] + ref_ref
-    else:  # num_null sets of m distinct pool rows, all at once
-        keys = jax.random.split(jax.random.fold_in(key, 1), num_null)
-        idx = jax.vmap(lambda k: jax.random.choice(k, len(pool), (m,), replace=False))(keys)
-        sets = jnp.asarray(pool)[idx]
-        self_terms = jax.vmap(lambda y: jnp.mean(_mean_kernel(y, y, h)))(sets)
-        null = np.asarray(self_terms - 2 * jnp.asarray(pool_to_ref)[idx].mean(axis=1) + ref_ref)
-    return TestResult("mmd", observed, _rank_pvalue(observed, null), len(null), space)
+    return MMDReference(x_sim, key, num_reference=num_reference, num_null=num_null, space=space,
+                        standardize=standardize).test(x_o)
 
 
-def density_test(x_o, density: FeatureDensity, x_null) -> TestResult:
+def density_test(x_o, density: FeatureDensity, x_null=None, *, null_log_prob=None) -> TestResult:
     """Is ``x_o`` typical of the model? ``-log q(x_o)`` ranked among ``-log q`` of held-out simulations
-    ``x_null`` (never used to fit ``density``). With ``m`` observations the statistic is the sum over
-    them, and the null sums of ``m`` consecutive held-out rows."""
-    x_null = _finite_rows(x_null)
+    ``x_null`` (never used to fit ``density``), or among their precomputed ``null_log_prob``. With ``m``
+    observations the statistic is the sum over them, and the null sums of ``m`` consecutive held-out rows."""
     x_o = _as_rows(x_o, density.num_features)
     m = len(x_o)
-    if len(x_null) < 20 * m:
-        raise ShapeError(f"density_test needs at least {20 * m} held-out simulations, got {len(x_null)}")
+    if null_log_prob is None:
+        null_log_prob = np.asarray(density.log_prob(_finite_rows(x_null)), np.float64)
+    if len(null_log_prob) < 20 * m:
+        raise ShapeError(f"density_test needs at least {20 * m} held-out simulations, got {len(null_log_prob)}")
     observed = -float(np.sum(np.asarray(density.log_prob(x_o))))
-    null_lp = -np.asarray(density.log_prob(x_null), np.float64)
-    null_lp = np.where(np.isfinite(null_lp), null_lp, np.inf)  # outside q's support counts as extreme
+    null_lp = np.where(np.isfinite(null_log_prob), -null_log_prob, np.inf)  # outside q's support counts as extreme
     null = null_lp[: (len(null_lp) // m) * m].reshape(-1, m).sum(axis=1)
     return TestResult("density", observed, _rank_pvalue(observed, null), len(null))
 
@@ -283,22 +306,26 @@ class Detector:
         else:
             self.held_out = x_sim
         self.x_sim, self.density, self.posterior = x_sim, density, posterior
-        self.s_ref = None
+        k_mmd, k_emb_mmd = jax.random.split(k_emb)
+        self.mmd = MMDReference(x_sim, k_mmd, num_null=num_null)
+        self.mmd_summary = None
         if posterior is not None:
             x_emb = x_sim if x_embedding is None else _finite_rows(x_embedding)
-            self.s_ref = np.asarray(posterior.summary(x_emb[: 2000 + num_null], k_emb))
+            s_ref = np.asarray(posterior.summary(x_emb[: 2000 + num_null], k_emb))
+            self.mmd_summary = MMDReference(s_ref, k_emb_mmd, num_null=num_null, space="posterior summary")
+        if self.with_density:
+            null_x = self.held_out[:max(num_null, 200)]
+            self.null_log_prob = np.asarray(density.log_prob(null_x), np.float64)
 
     def tests(self, x_o, key) -> list[TestResult]:
         """The p-values of one observation ``x_o [d]``: MMD in feature space, MMD in the posterior's
-        learned space (with a posterior), density test (with a density)."""
+        learned space (with a posterior; ``key`` draws its summary), density test (with a density)."""
         x_o = _as_rows(x_o, self.x_sim.shape[1])[0]
-        k_mmd, k_emb, k_emb_mmd = jax.random.split(key, 3)
-        tests = [mmd_test(x_o, self.x_sim, k_mmd, num_null=self.num_null)]
+        tests = [self.mmd.test(x_o)]
         if self.posterior is not None:
-            s_o = np.asarray(self.posterior.summary(x_o[None], k_emb))[0]
-            tests.append(mmd_test(s_o, self.s_ref, k_emb_mmd, num_null=self.num_null, space="posterior summary"))
+            tests.append(self.mmd_summary.test(np.asarray(self.posterior.summary(x_o[None], key))[0]))
         if self.with_density:
-            tests.append(density_test(x_o, self.density, self.held_out[:max(self.num_null, 200)]))
+            tests.append(density_test(x_o, self.density, null_log_prob=self.null_log_prob))
         return tests
 
     def check(self, x_o, key, *, alpha: float = 0.05, feature_names=None,
