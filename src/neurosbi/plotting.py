@@ -233,6 +233,43 @@ def discrimination(record: dict, *, path=None):
     return _finish(fig, path)
 
 
+def robustness(record: dict, *, path=None):
+    """Robustness sweep (``misspecification.robustness_study``): per perturbation (columns), the posterior
+    RMSE and bias (prior sds), the coverage of the 90 % region and the detection rate against strength."""
+    kinds = list(record["points"])
+    names = record.get("param_names") or list(record["points"][kinds[0]][0]["bias"])
+    alpha = record["settings"]["alpha"]
+    fig, axes = plt.subplots(3, len(kinds), figsize=(2.9 * len(kinds), 7.5), squeeze=False, sharey="row")
+    for col, kind in enumerate(kinds):
+        pts = record["points"][kind]
+        s = np.asarray([p["strength"] for p in pts])
+        ax = axes[0, col]
+        ax.plot(s, [p["rmse"] for p in pts], "k.-", label="RMSE")
+        for j, n in enumerate(names):
+            ax.plot(s, [p["bias"][n] for p in pts], ".--", color=f"C{j}", lw=1, label=f"bias {n}")
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set_title(kind)
+        ax = axes[1, col]
+        ax.plot(s, [p["coverage"] for p in pts], "o-", color="C2")
+        level = pts[0].get("coverage_level", 0.9)
+        ax.axhline(level, color="gray", ls=":")
+        ax.set_ylim(0, 1.02)
+        ax = axes[2, col]
+        ax.plot(s, [p["detection_rate"] for p in pts], "o-", color="C3", label="verdict")
+        for t in pts[0].get("rejection_rate", {}):
+            ax.plot(s, [p["rejection_rate"].get(t, np.nan) for p in pts], ".:", lw=1, label=t)
+        ax.axhline(alpha, color="gray", ls=":")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("strength")
+    axes[0, 0].set_ylabel("posterior mean error\n(prior sd)")
+    axes[1, 0].set_ylabel("coverage of the\n90 % region")
+    axes[2, 0].set_ylabel("detection rate")
+    axes[0, -1].legend(fontsize=7)
+    axes[2, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -41,6 +41,7 @@ from .inference import (
     fit_npe,
     fit_npe_rs,
     fit_temperature,
+    load_posterior,
     sequential_npe,
     to_inference_data,
     trace_cnn,
@@ -561,6 +562,37 @@ def _json_default(o):
     if isinstance(o, os.PathLike):
         return str(o)
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def amortized_posterior(model: Model, *, out, num_simulations: int, seed: int = 0, held_out: float = 0.1,
+                        chunk_size: int = DEFAULT_CHUNK, progress: bool = True):
+    """An amortized NPE of ``model`` from ``num_simulations`` prior simulations, resumable: the bank is
+    ``out/bank.zarr`` and the trained posterior ``out/posterior.nsbi``, reloaded when
+    ``out/posterior.json`` records the same model, simulations and seed.
+
+    Returns:
+        ``(posterior, bank, held_out_index)``: the last ``held_out`` share of the bank was not trained on.
+    """
+    out = prepare_output(out)
+    k_bank, k_train = jax.random.split(jax.random.key(seed))
+    bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size, progress=progress)
+    n_train = len(bank) - max(int(held_out * len(bank)), 1)
+    identity = {"model": model.name, "model_config": json.loads(json.dumps(model.config(), default=str)),
+                "num_simulations": len(bank), "num_train": n_train, "seed": seed}
+    path, ident_path = out / "posterior.nsbi", out / "posterior.json"
+    if path.exists() and ident_path.exists() and json.loads(ident_path.read_text()) == identity:
+        posterior = load_posterior(path)
+        console.print(f"posterior reloaded from {path}")
+    else:
+        if bank.num_invalid:
+            console.print(f"[yellow]{bank.num_invalid} of {len(bank)} simulations gave NaN/inf features; "
+                          "excluded from training")
+        posterior, _ = fit_npe(bank.theta[:n_train], bank.x[:n_train], model.prior, key=k_train,
+                               config=npe_config_for(model), param_names=model.param_names,
+                               valid=bank.valid[:n_train], progress=progress)
+        posterior.save(path)
+        ident_path.write_text(json.dumps(identity, indent=2))
+    return posterior, bank, np.arange(n_train, len(bank))
 
 
 DISCRIMINATION_MODELS = ("lif", "qif", "adex", "izhikevich", "fhn", "wilson-cowan")
