@@ -1,0 +1,77 @@
+"""Perturbed MPR models (robustness sweeps) and the sweep itself."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from neurosbi.cli import app
+from neurosbi.misspecification.robustness import robustness_study
+from neurosbi.models import Montbrio
+from neurosbi.models.perturbed import PERTURBATIONS, PerturbedMontbrio
+
+SHORT = {"duration": 10.0, "t_on": 3.0, "t_off": 6.0}
+THETA = jnp.asarray([[0.7, -4.6, 14.5], [1.5, -6.0, 10.0]])
+
+
+@pytest.fixture(scope="module")
+def deterministic_features():
+    return np.asarray(Montbrio(noise_sigma=0.0, **SHORT).simulate_features(jax.random.key(0), THETA))
+
+
+@pytest.mark.parametrize("kind", PERTURBATIONS)
+def test_strength_zero_is_the_mpr_model(kind, deterministic_features):
+    x = PerturbedMontbrio(noise_sigma=0.0, perturbation=kind, strength=0.0, **SHORT).simulate_features(
+        jax.random.key(0), THETA)
+    np.testing.assert_allclose(np.asarray(x), deterministic_features, rtol=1e-6, atol=1e-6)
+
+
+def test_adaptation_rests_where_mpr_with_weaker_coupling_rests():
+    # at a fixed point a = s r, so -a + J r = (J - s) r: the rest state of MPR with J - s
+    s, protocol = 3.0, {"duration": 20.0, "t_on": 19.0, "t_off": 19.5}
+    adapted = PerturbedMontbrio(noise_sigma=0.0, perturbation="adaptation", strength=s, **protocol)
+    weaker = THETA.at[:, 2].add(-s)
+    rest = int(18.9 / adapted.dt)
+    a = np.asarray(adapted.simulate(jax.random.key(0), THETA))[:, :, rest]
+    b = np.asarray(Montbrio(noise_sigma=0.0, **protocol).simulate(jax.random.key(0), weaker))[:, :, rest]
+    np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
+    # and not where the unadapted model rests
+    c = np.asarray(Montbrio(noise_sigma=0.0, **protocol).simulate(jax.random.key(0), THETA))[:, :, rest]
+    assert np.max(np.abs(a - c)) > 10 * np.max(np.abs(a - b))
+
+
+def test_observation_noise_adds_its_variance(deterministic_features):
+    s = 0.05
+    model = PerturbedMontbrio(noise_sigma=0.0, perturbation="observation", strength=s, **SHORT)
+    x = np.asarray(model.simulate_features(jax.random.key(1), THETA))
+    col = list(model.feature_names).index("v_std_post")  # a window where the deterministic state is at rest
+    expected = np.sqrt(deterministic_features[:, col] ** 2 + s**2)
+    np.testing.assert_allclose(x[:, col], expected, rtol=0.1)
+
+
+def test_bad_perturbations_are_refused():
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        PerturbedMontbrio(perturbation="drift", strength=0.1)
+    with pytest.raises(ValueError, match="fraction"):
+        PerturbedMontbrio(perturbation="contamination", strength=2.0)
+    res = CliRunner().invoke(app, ["misspec", "robustness", "--perturbations", "synapse=0/fast"])
+    assert res.exit_code != 0 and "numbers separated by '/'" in res.output
+
+
+def test_sweep_is_calibrated_at_zero_detects_strong_noise_and_resumes(tmp_path):
+    model = Montbrio(**SHORT)
+    kwargs = {"out": tmp_path, "model": model, "num_simulations": 2500, "num_observations": 40, "progress": False}
+    record = robustness_study(strengths={"observation": (0.0, 0.2)}, **kwargs)
+    zero, strong = record["points"]["observation"]
+    assert zero["detection_rate"] <= 0.2 and zero["coverage"] >= 0.7
+    assert strong["detection_rate"] >= 0.8 and strong["coverage"] < zero["coverage"]
+    assert strong["rmse"] > zero["rmse"]
+    assert (tmp_path / "robustness.png").stat().st_size > 0
+    # a second run with one more strength reuses the posterior and the finished points
+    again = robustness_study(strengths={"observation": (0.0, 0.05, 0.2)}, **kwargs)
+    assert [p["strength"] for p in again["points"]["observation"]] == [0.0, 0.05, 0.2]
+    assert again["points"]["observation"][0] == zero
+    assert json.loads((tmp_path / "robustness.json").read_text())["points"]["observation"][2] == strong
