@@ -75,3 +75,15 @@ def test_sweep_is_calibrated_at_zero_detects_strong_noise_and_resumes(tmp_path):
     assert [p["strength"] for p in again["points"]["observation"]] == [0.0, 0.05, 0.2]
     assert again["points"]["observation"][0] == zero
     assert json.loads((tmp_path / "robustness.json").read_text())["points"]["observation"][2] == strong
+
+
+def test_onset_and_xcorr_lags_of_shifted_bumps():
+    from neurosbi.misspecification.cross_scale import first_peak_time, onset_lag, xcorr_lag
+
+    t = np.arange(0, 10, 1e-3)
+    bump = lambda c: 1.0 * np.exp(-0.5 * ((t - c) / 0.1) ** 2)  # noqa: E731
+    network, mean_field = bump(3.4) + 0.01 * np.sin(200 * t), bump(3.45)
+    assert abs(first_peak_time(t, network, 3.0) - 3.4) < 5e-3
+    assert abs(onset_lag(t, mean_field, network, 3.0) - 0.05) < 5e-3
+    assert abs(xcorr_lag(mean_field, network, 1e-3) + 0.05) < 2e-3  # the network runs 50 ms ahead
+    assert np.isnan(first_peak_time(t, 0.1 * network, 3.0))  # below the published height of 0.2

@@ -270,6 +270,62 @@ def robustness(record: dict, *, path=None):
     return _finish(fig, path)
 
 
+def cross_scale(record: dict, times, traces: dict, samples: dict, *, path=None, t_on: float):
+    """Cross-scale study (``misspecification.cross_scale_study``): rate and potential of the network and
+    the mean field, the stimulus onset up close, the η–J posterior on both data, the correlations of
+    every pair against the published ρ(η, J), and the network observation's feature z-scores."""
+    fig = plt.figure(figsize=(15, 8))
+    grid = fig.add_gridspec(2, 3)
+    ax_r, ax_v = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+    for j, (label, tr) in enumerate(traces.items()):
+        kw = {"lw": 0.4 if j == 0 else 0.8, "color": "0.5" if j == 0 else f"C{j - 1}", "label": label}
+        ax_r.plot(times, tr[1], **kw)
+        ax_v.plot(times, tr[0], **kw)
+    ax_r.set_ylabel("rate r")
+    ax_v.set_ylabel("mean potential v")
+    ax_v.set_xlabel("time (s)")
+    ax_r.legend(fontsize=7)
+    ax = fig.add_subplot(grid[0, 1])
+    lag = record["lag"]
+    last = np.nanmax([lag["first_peak_network_s"], lag["first_peak_mean_field_s"], t_on + 1.0])
+    near = (times >= t_on - 0.3) & (times <= last + 0.5)
+    for j, (label, tr) in enumerate(traces.items()):
+        ax.plot(times[near], tr[1, near], lw=1.0, color="0.5" if j == 0 else f"C{j - 1}", label=label)
+    for t, c in ((lag["first_peak_network_s"], "0.5"), (lag["first_peak_mean_field_s"], "C0")):
+        if np.isfinite(t):
+            ax.axvline(t, color=c, ls=":", lw=1)
+    ax.axvline(t_on, color="k", lw=0.5)
+    ax.set_title(f"onset: MF first peak {1e3 * lag['onset_lag_s']:+.0f} ms after the network's", fontsize=9)
+    ax.set_xlabel("time (s)")
+    ax = fig.add_subplot(grid[1, 1])
+    for j, (name, draws) in enumerate(samples.items()):
+        rho = record["data"][name]["rho_eta_J"]
+        ax.scatter(draws[:2000, 1], draws[:2000, 2], s=2, alpha=0.3, color=f"C{j}", label=f"{name}: ρ = {rho:.2f}")
+    ax.plot(record["truth"]["eta"], record["truth"]["J"], "k*", ms=10)
+    ax.set_xlabel("η")
+    ax.set_ylabel("J")
+    ax.legend(fontsize=7, markerscale=4)
+    ax = fig.add_subplot(grid[0, 2])
+    pairs = list(next(iter(record["data"].values()))["correlations"])
+    width = 0.8 / len(record["data"])
+    for j, (name, d) in enumerate(record["data"].items()):
+        ax.bar(np.arange(len(pairs)) + j * width, [d["correlations"][p] for p in pairs], width, label=name)
+    ax.axhline(record["published_rho_eta_J"], color="k", ls=":", lw=1, label="published ρ(η, J)")
+    ax.set_xticks(np.arange(len(pairs)) + width / 2, pairs, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("posterior correlation")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[1, 2])
+    table = record["data"]["qif_network"]["misspecification"]
+    z = [f["zscore"] for f in table["features"]]
+    flagged = set(table["flagged"])
+    ax.bar(range(len(z)), z, color=["C3" if f["name"] in flagged else "C0" for f in table["features"]])
+    ax.set_xticks(range(len(z)), [f["name"] for f in table["features"]], rotation=90, fontsize=6)
+    ax.set_ylabel("z-score of the network's feature")
+    ax.set_title(f"network data: {table['verdict']} (p = {table['pvalue']:.2g}); red: flagged", fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
