@@ -87,3 +87,44 @@ def test_onset_and_xcorr_lags_of_shifted_bumps():
     assert abs(onset_lag(t, mean_field, network, 3.0) - 0.05) < 5e-3
     assert abs(xcorr_lag(mean_field, network, 1e-3) + 0.05) < 2e-3  # the network runs 50 ms ahead
     assert np.isnan(first_peak_time(t, 0.1 * network, 3.0))  # below the published height of 0.2
+
+
+def test_weighted_intervals_and_population_prior():
+    from neurosbi.misspecification.prior_transfer import _weighted_stats, population_prior
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(20_000, 1))
+    # reweighting N(0, 1) draws by N(1, 1) / N(0, 1) gives N(1, 1): mean 1, sd 1, 90 % interval [-0.64, 2.64]
+    w = np.exp(draws[:, 0] - 0.5)
+    mean, sd, inside = _weighted_stats(draws, w, np.array([2.5]))
+    assert abs(mean[0] - 1) < 0.05 and abs(sd[0] - 1) < 0.05 and inside[0]
+    assert not _weighted_stats(draws, w, np.array([2.8]))[2][0]
+    pop = population_prior(Montbrio(), [0.7, -4.6, 14.5], 0.1)
+    np.testing.assert_allclose(np.asarray(pop.scale), [0.49, 0.7, 1.5], rtol=1e-5)
+
+
+def test_prior_transfer_runs_end_to_end(tmp_path):
+    from neurosbi.misspecification.prior_transfer import prior_transfer_study
+    from neurosbi.models import QIFNetwork
+
+    record = prior_transfer_study(out=tmp_path, detailed=QIFNetwork(n_neurons=200, heterogeneity="random", **SHORT),
+                                  num_fit=50, num_test=10, num_simulations=2000, num_draws=300, num_predictive=4,
+                                  progress=False)
+    box, learned = record["priors"]["box"], record["priors"]["learned"]
+    assert box["median_ess"] == 300  # the box prior reweights nothing
+    assert learned["median_ess"] < 300 and learned["posterior_sd"] < box["posterior_sd"]
+    assert (tmp_path / "prior_transfer.png").stat().st_size > 0
+
+
+@pytest.mark.heavy
+def test_cross_scale_study_on_a_small_network(tmp_path):
+    from neurosbi.misspecification.cross_scale import cross_scale_study
+    from neurosbi.models import QIFNetwork
+
+    record = cross_scale_study(out=tmp_path, network=QIFNetwork(n_neurons=2000, **SHORT), num_simulations=3000,
+                               num_samples=2000, progress=False)
+    mf = record["data"]["mean_field"]
+    assert mf["rho_eta_J"] < -0.3  # η and J trade off (published -0.78)
+    assert mf["misspecification"]["verdict"] == "consistent"
+    assert np.isfinite(record["lag"]["first_peak_network_s"])
+    assert (tmp_path / "cross_scale.png").stat().st_size > 0

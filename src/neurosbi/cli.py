@@ -319,6 +319,38 @@ def cross_scale_cmd(
                     f"network's | figure: {out / 'cross_scale.png'}")
 
 
+@misspec_app.command("prior-transfer")
+def prior_transfer_cmd(
+    neurons: int = typer.Option(1000, help="size of the detailed QIF network (sampled Cauchy excitabilities)"),
+    population_sd: float = typer.Option(
+        0.1, "--population-sd", help="sd of the detailed model's population around the truth (fraction of the box)"),
+    num_fit: int = typer.Option(400, "--num-fit", help="detailed datasets the prior is learned from"),
+    num_test: int = typer.Option(100, "--num-test", help="new detailed datasets it is tested on"),
+    num_simulations: int = typer.Option(20_000, "--num-simulations", help="mean-field simulations for the NPE"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+    out: Path = typer.Option(Path("neurosbi-prior-transfer"), "--out", help="output folder (re-run to resume)"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Learn the MPR model's prior from a QIF network's known population of parameters (fit MPR to many network
+    datasets with amortized NPE, a flow on the pooled posterior draws) and test it on new network data against
+    the box prior and the population itself; writes prior_transfer.json and prior_transfer.png."""
+    from .misspecification.prior_transfer import prior_transfer_study
+    from .models import QIFNetwork
+
+    try:
+        record = prior_transfer_study(out=out, detailed=QIFNetwork(n_neurons=neurons, heterogeneity="random"),
+                                      population_sd=population_sd, num_fit=num_fit, num_test=num_test,
+                                      num_simulations=num_simulations, seed=seed, progress=not quiet)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    table = Table("prior", "RMSE (prior sd)", "posterior sd", "coverage 90 %", "predictive error", "median ESS")
+    for name, p in record["priors"].items():
+        table.add_row(name, f"{p['rmse']:.3f}", f"{p['posterior_sd']:.3f}", f"{p['coverage_90']:.2f}",
+                      f"{p['predictive_error']:.3f}", f"{p['median_ess']:.0f}")
+    Console().print(table)
+    Console().print(f"figure: {out / 'prior_transfer.png'}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     from ._runtime import use_all_cores
 

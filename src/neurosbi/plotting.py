@@ -326,6 +326,41 @@ def cross_scale(record: dict, times, traces: dict, samples: dict, *, path=None, 
     return _finish(fig, path)
 
 
+def prior_transfer(record: dict, prior_draws: dict, *, path=None, box=None):
+    """Prior transfer (``misspecification.prior_transfer_study``): the population and the learned prior on
+    η–J and Δ–η, and per prior (box, naive, learned) the RMSE, posterior sd, 90 % coverage and predictive error."""
+    names = record["shared_parameters"]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    for ax, (a, b) in zip(axes[:2], ((1, 2), (0, 1))):
+        for j, (label, d) in enumerate(prior_draws.items()):
+            ax.scatter(d[:, a], d[:, b], s=2, alpha=0.3, color=f"C{j}", label=label)
+        c = record["truth_centre"]
+        ax.plot(c[names[a]], c[names[b]], "k*", ms=10)
+        if box is not None:
+            ax.set_xlim(box[0][a], box[1][a])
+            ax.set_ylim(box[0][b], box[1][b])
+        ax.set_xlabel(names[a])
+        ax.set_ylabel(names[b])
+    axes[0].legend(fontsize=7, markerscale=4)
+    axes[0].set_title("priors of the simplified model (box = axes)", fontsize=9)
+    priors = list(record["priors"])
+    metrics = [("rmse", "RMSE (prior sd)"), ("posterior_sd", "posterior sd (prior sd)"),
+               ("predictive_error", "predictive error (feature sd)")]
+    ax = axes[2]
+    width = 0.8 / len(priors)
+    for j, p in enumerate(priors):
+        ax.bar(np.arange(len(metrics)) + j * width, [record["priors"][p][m] for m, _ in metrics], width, label=p)
+    ax.set_xticks(np.arange(len(metrics)) + width, [label for _, label in metrics], fontsize=8, rotation=15)
+    ax.legend(fontsize=8)
+    ax = axes[3]
+    ax.bar(priors, [record["priors"][p]["coverage_90"] for p in priors], color=[f"C{j}" for j in range(len(priors))])
+    ax.axhline(0.9, color="gray", ls=":")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("coverage of the 90 % intervals")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
