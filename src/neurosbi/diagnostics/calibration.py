@@ -28,8 +28,12 @@ def zscore_shrinkage(samples, truth, prior) -> dict[str, np.ndarray]:
     }
 
 
-def expected_coverage(posterior, theta, x, key, *, num_samples: int = 500, levels=LEVELS) -> dict:
+def expected_coverage(posterior, theta, x, key, *, num_samples: int = 500, levels=LEVELS,
+                      max_draws: int = 1_000_000) -> dict:
     """Coverage of held-out truths ``theta [m, dim]`` by the posterior at observations ``x [m, f]``.
+
+    ``max_draws`` bounds the rejection sampler per case: a posterior with less than ``num_samples /
+    max_draws`` of its mass in the prior box counts as failed.
 
     Returns:
         ``levels``; ``joint`` (highest-density regions); ``marginal`` ``[dim, levels]`` (central
@@ -39,7 +43,7 @@ def expected_coverage(posterior, theta, x, key, *, num_samples: int = 500, level
     """
     theta = jnp.asarray(theta, jnp.float32)
     x = jnp.asarray(x, jnp.float32)
-    draws = posterior.sample_batch(key, num_samples, x)  # [m, n, dim]
+    draws = posterior.sample_batch(key, num_samples, x, max_draws=max_draws)  # [m, n, dim]
     failed = np.asarray(jnp.any(jnp.isnan(draws), axis=(1, 2)))  # no posterior mass in the prior box
     draws = jnp.where(jnp.isnan(draws), theta[:, None, :], draws)
     lp_draws = posterior.log_prob(draws, x[:, None, :])  # [m, n]
