@@ -41,7 +41,7 @@ DEFAULT_STRENGTHS: dict[str, tuple[float, ...]] = {
     "colored": (0.0, 0.02, 0.05, 0.1, 0.2),
     "multiplicative": (0.0, 0.1, 0.25, 0.5, 1.0),
     "observation": (0.0, 0.01, 0.02, 0.05, 0.1),
-    "contamination": (0.0, 0.005, 0.01, 0.02, 0.05),
+    "contamination": (0.0, 0.0001, 0.0003, 0.001, 0.005),
 }
 COVERAGE_LEVEL = 0.9
 
