@@ -140,14 +140,18 @@ def prior_transfer_study(*, out, detailed: QIFNetwork | None = None, population_
     x_sd = np.nanstd(x[fit_idx], axis=0) + 1e-9
     results = {p: {"err": [], "sd": [], "inside": [], "ess": [], "predictive": []} for p in PRIORS}
     run = jax.jit(simple.simulate_features)
+    num_failed = 0
     for i, (d, xi, truth) in enumerate(zip(draws, x[test_idx], phi[test_idx])):
         d = d[np.all(np.isfinite(d), axis=1)]
+        if len(d) == 0:  # no posterior mass in the prior box: counted, no prior can reweight it
+            num_failed += 1
+            continue
         log_w = {"box": np.zeros(len(d)),
                  "naive": np.asarray(population.log_prob(jnp.asarray(d[:, :k], jnp.float32)), np.float64),
                  "learned": np.asarray(learned.log_prob(jnp.asarray(d, jnp.float32)), np.float64)}
         for p in PRIORS:
             lw = np.where(np.isfinite(log_w[p]), log_w[p], -np.inf)
-            w = np.exp(lw - lw.max())
+            w = np.exp(lw - lw.max()) if np.isfinite(lw.max()) else np.ones(len(d))
             mean, sd, inside = _weighted_stats(d[:, :k], w, truth)
             r = results[p]
             r["err"].append((mean - truth) / sd_box[:k])
@@ -176,7 +180,7 @@ def prior_transfer_study(*, out, detailed: QIFNetwork | None = None, population_
                      "simplified": simple.name, "population_sd": population_sd, "num_fit": num_fit,
                      "num_test": num_test, "num_simulations": num_simulations, "num_draws": num_draws, "seed": seed},
         "shared_parameters": shared, "truth_centre": dict(zip(shared, np.asarray(detailed.default_truth).tolist())),
-        "num_invalid_detailed": int((~ok).sum()), "priors": summary,
+        "num_invalid_detailed": int((~ok).sum()), "num_failed_posteriors": num_failed, "priors": summary,
         "learned_prior_mean": dict(zip(simple.param_names, fit_draws.mean(0).tolist())),
         "learned_prior_sd": dict(zip(simple.param_names, fit_draws.std(0).tolist())),
         "seconds": time.perf_counter() - t0,
