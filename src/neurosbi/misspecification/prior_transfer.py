@@ -33,6 +33,7 @@ from .. import priors as _priors
 from ..inference.density import fit_density
 from ..models.montbrio import Montbrio
 from ..models.qif_network import QIFNetwork
+from ..simulate import simulate
 
 PRIORS = ("box", "naive", "learned")
 
@@ -67,21 +68,6 @@ def _sample_in_box(dist, key, n, low, high):
     return np.concatenate(out)[:n]
 
 
-def _simulate(model, theta, key, batch: int, progress: bool, label: str):
-    from rich.progress import Progress
-
-    from ..workflow import console
-
-    run = jax.jit(model.simulate_features)
-    out = []
-    with Progress(disable=not progress, console=console, transient=True) as bar:
-        task = bar.add_task(label, total=len(theta))
-        for i in range(0, len(theta), batch):
-            out.append(np.asarray(run(jax.random.fold_in(key, i), jnp.asarray(theta[i:i + batch], jnp.float32))))
-            bar.advance(task, len(out[-1]))
-    return np.concatenate(out)
-
-
 def prior_transfer_study(*, out, detailed: QIFNetwork | None = None, population_sd: float = 0.1,
                          num_fit: int = 400, num_test: int = 100, num_simulations: int = 20_000,
                          num_draws: int = 2000, num_predictive: int = 20, seed: int = 0,
@@ -99,7 +85,7 @@ def prior_transfer_study(*, out, detailed: QIFNetwork | None = None, population_
         num_predictive: posterior-predictive simulations per test dataset and prior.
     """
     from .. import plotting
-    from ..workflow import _json_default, amortized_posterior, console, prepare_output
+    from ..workflow import _json_default, amortized_posterior, prepare_output
 
     detailed = QIFNetwork(n_neurons=1000, heterogeneity="random") if detailed is None else detailed
     if not 0 < population_sd <= 0.5:
@@ -117,13 +103,8 @@ def prior_transfer_study(*, out, detailed: QIFNetwork | None = None, population_
     low, high = (np.asarray(b) for b in _priors.bounds(detailed.prior))
     population = population_prior(detailed, detailed.default_truth, population_sd)
     phi = _sample_in_box(population, k_pop, num_fit + num_test, low, high)
-    data_path = out / "detailed_data.npz"
-    if data_path.exists() and np.load(data_path)["phi"].shape == phi.shape and np.allclose(np.load(data_path)["phi"], phi):
-        x = np.load(data_path)["x"]
-        console.print(f"detailed datasets reloaded from {data_path}")
-    else:
-        x = _simulate(detailed, phi, k_sim, batch=20, progress=progress, label=f"simulating {detailed.name}")
-        np.savez(data_path, phi=phi, x=x)
+    x = simulate(detailed, len(phi), k_sim, theta=phi, path=out / "detailed.zarr", chunk_size=20,
+                 progress=progress).x  # a resumable bank: an interrupted run keeps its network datasets
     ok = np.all(np.isfinite(x), axis=1)
     fit_idx = np.flatnonzero(ok[:num_fit])
     test_idx = num_fit + np.flatnonzero(ok[num_fit:])
