@@ -43,6 +43,52 @@ def test_adaptation_rests_where_mpr_with_weaker_coupling_rests():
     assert np.max(np.abs(a - c)) > 10 * np.max(np.abs(a - b))
 
 
+def _lorentzian_rate(x, width):
+    """Stationary rate of a Lorentzian QIF population of centre ``x`` and half-width ``width``."""
+    return np.sqrt(x + np.sqrt(x * x + width * width)) / (np.pi * np.sqrt(2))
+
+
+def test_heterogeneity_mixture_rests_at_its_self_consistent_rate():
+    from scipy import integrate, optimize, stats
+
+    from neurosbi.models.perturbed import GAUSS_NODES, GAUSS_RANGE
+
+    protocol = {"duration": 20.0, "t_on": 19.0, "t_off": 19.5}
+    model = PerturbedMontbrio(noise_sigma=0.0, perturbation="heterogeneity", strength=1.0, **protocol)
+    v_sim, r_sim = np.asarray(model.simulate(jax.random.key(0), THETA))[:, :, int(18.9 / model.dt)].T
+    z = np.linspace(-GAUSS_RANGE, GAUSS_RANGE, GAUSS_NODES)
+    w = np.exp(-0.5 * z**2) / np.exp(-0.5 * z**2).sum()
+    mpr_rest = np.asarray(Montbrio(noise_sigma=0.0, **protocol).simulate(jax.random.key(0), THETA))[:, 1, -1]
+    for (delta, eta, coupling), v, r, r_mpr in zip(np.asarray(THETA, float), v_sim, r_sim, mpr_rest):
+        sd = delta / np.sqrt(2 * np.log(2))
+        width = sd * (z[1] - z[0])
+
+        def excess(rate, sd=sd, width=width, eta=eta, coupling=coupling):
+            return w @ _lorentzian_rate(eta + sd * z + coupling * rate, width) - rate
+
+        grid = np.linspace(1e-4, 3.0, 3000)
+        vals = np.array([excess(g) for g in grid])
+        roots = [optimize.brentq(excess, a, b) for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:])
+                 if fa * fb < 0]
+        rate = min(roots, key=lambda q: abs(q - r))
+        sub = _lorentzian_rate(eta + sd * z + coupling * rate, width)
+        np.testing.assert_allclose(r, rate, rtol=1e-3)
+        np.testing.assert_allclose(v, w @ (-width / (2 * np.pi * sub)), rtol=1e-3)
+        assert r < 0.5 * r_mpr  # light tails: fewer neurons above threshold at rest than the Lorentzian has
+
+    # where the bulk fires, the mixture's rate is the Gaussian population's (∫ N(η) √(η + J R)₊ / π dη = R)
+    delta, eta, coupling = 1.0, 2.0, 5.0
+    sd = delta / np.sqrt(2 * np.log(2))
+    width = sd * (z[1] - z[0])
+    mixture = optimize.brentq(lambda q: w @ _lorentzian_rate(eta + sd * z + coupling * q, width) - q, 0.1, 3.0)
+
+    def gauss_excess(q):
+        firing = lambda e: stats.norm.pdf(e, eta, sd) * np.sqrt(max(e + coupling * q, 0.0)) / np.pi
+        return integrate.quad(firing, eta - 8 * sd, eta + 8 * sd, points=[-coupling * q])[0] - q
+
+    np.testing.assert_allclose(mixture, optimize.brentq(gauss_excess, 0.1, 3.0), rtol=2e-3)
+
+
 def test_observation_noise_adds_its_variance(deterministic_features):
     s = 0.05
     model = PerturbedMontbrio(noise_sigma=0.0, perturbation="observation", strength=s, **SHORT)
@@ -57,6 +103,8 @@ def test_bad_perturbations_are_refused():
         PerturbedMontbrio(perturbation="drift", strength=0.1)
     with pytest.raises(ValueError, match="fraction"):
         PerturbedMontbrio(perturbation="contamination", strength=2.0)
+    with pytest.raises(ValueError, match="fraction"):
+        PerturbedMontbrio(perturbation="heterogeneity", strength=1.5)
     res = CliRunner().invoke(app, ["misspec", "robustness", "--perturbations", "synapse=0/fast"])
     assert res.exit_code != 0 and "numbers separated by '/'" in res.output
 

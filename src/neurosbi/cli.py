@@ -256,7 +256,7 @@ def robustness_cmd(
     perturbations: Optional[str] = typer.Option(
         None, "--perturbations", help="perturbations and strengths, e.g. 'synapse=0/0.01/0.05,observation' (a bare "
         "name takes its default grid) [default: adaptation, synapse, colored, multiplicative, observation, "
-        "contamination]"),
+        "contamination, heterogeneity]"),
     num_simulations: int = typer.Option(20_000, "--num-simulations", help="training simulations of the MPR model"),
     num_observations: int = typer.Option(100, "--num-observations", help="observations per perturbation and strength"),
     noise: float = typer.Option(0.1, help="MPR noise sigma of the trained model and of every perturbed one"),
@@ -266,9 +266,9 @@ def robustness_cmd(
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """How robust is inference to a perturbed model? Train NPE on the MPR mean field, observe data from
-    versions changed in functional form (adaptation, synaptic kinetics) or noise model (colored,
-    multiplicative, observation noise, contamination) at increasing strength; writes robustness.json and
-    robustness.png (posterior bias, coverage of the 90 % region, detection rate against strength)."""
+    versions changed in functional form (adaptation, synaptic kinetics, a Gaussian share of the
+    excitability distribution) or noise model (colored, multiplicative, observation noise,
+    contamination) at increasing strength; writes robustness.json and robustness.png (posterior bias, coverage of the 90 % region, detection rate against strength)."""
     from .misspecification.robustness import robustness_study
     from .models import Montbrio
 

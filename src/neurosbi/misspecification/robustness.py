@@ -2,8 +2,8 @@
 
 An amortized posterior is trained on a model (the MPR mean field, ``Montbrio``); observations are then
 simulated at the same parameters, drawn once from the prior, by perturbed versions of it
-(``models.perturbed.PerturbedMontbrio``: a change of functional form — adaptation, synaptic kinetics —
-or of the noise model — colored, multiplicative, observation noise, contamination) at increasing
+(``models.perturbed.PerturbedMontbrio``: a change of functional form — adaptation, synaptic kinetics,
+a Gaussian share in the distribution of excitabilities — or of the noise model — colored, multiplicative, observation noise, contamination) at increasing
 strength. At each strength the sweep reports, over the observations:
 
 - **bias**: the posterior mean's signed error per parameter and the RMSE over parameters, both in
@@ -42,6 +42,7 @@ DEFAULT_STRENGTHS: dict[str, tuple[float, ...]] = {
     "multiplicative": (0.0, 0.1, 0.25, 0.5, 1.0),
     "observation": (0.0, 0.01, 0.02, 0.05, 0.1),
     "contamination": (0.0, 0.0001, 0.0003, 0.001, 0.005),
+    "heterogeneity": (0.0, 0.05, 0.1, 0.25, 1.0),
 }
 COVERAGE_LEVEL = 0.9
 

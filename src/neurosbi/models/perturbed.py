@@ -11,6 +11,17 @@ A change of functional form
     ``τ_a = ADAPTATION_TAU``.
     ``"synapse"``: synaptic kinetics (Devalle et al. 2017): the recurrent input ``J r`` becomes ``J s``
     with ``strength · ds/dt = −s + r`` (``strength`` is the synaptic time constant; 0 = instantaneous).
+    ``"heterogeneity"``: the distribution of the neurons' excitabilities, which MPR takes to be a
+    Lorentzian, becomes the mixture ``(1 − strength) · Lorentzian(η, Δ) + strength · Gaussian(η, σ_G)``
+    with the same centre and half-width at half maximum (``σ_G = Δ / √(2 ln 2)``): the same bulk,
+    light tails. The mean field stays exact in the thermodynamic limit (Montbrió et al. 2015) when the
+    Gaussian is written as ``GAUSS_NODES`` Lorentzian sub-populations (centres ``η + σ_G z_k`` on an even
+    grid of ``z`` over ``±GAUSS_RANGE``, weights ``∝ e^{−z²/2}``, each of half-width ``σ_G`` times the grid
+    spacing, so their sum is smooth): every sub-population follows its own (r_k, v_k) equations, all
+    are driven by the total rate, and the recorded r and v are the weighted sums. What this represents
+    is the Gaussian convolved with a Lorentzian of half-width ``Δ / 3.5``: its tails carry
+    ``strength / 3.5`` of MPR's tail weight instead of none. Every sub-population receives the same
+    noise increments, so the recorded noise is MPR's.
 
 A change of noise model
     ``"colored"``: the state noise is an Ornstein–Uhlenbeck process with correlation time ``strength``
@@ -22,9 +33,6 @@ A change of noise model
     sample of v and r.
     ``"contamination"``: each recorded sample is, with probability ``strength``, hit by an artefact
     drawn from ``N(0, CONTAMINATION_SCALE²)`` (electrode glitches).
-
-A third functional change, the distribution of the neurons' excitabilities (MPR is exact for a
-Lorentzian only), needs the spiking network: ``QIFNetwork(gaussian_fraction=strength)``.
 
 The integrator is a plain ``lax.scan`` with one Gaussian draw per step and variable, not ``Montbrio``'s
 fused two-point scheme: sweeps simulate hundreds of observations, not banks of 10⁵, and the extra
@@ -38,13 +46,17 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import simulation_keys
 from .montbrio import Montbrio
 
 ADAPTATION_TAU = 1.0  # s
 CONTAMINATION_SCALE = 2.0  # sd of an artefact, in the units of v and r
-PERTURBATIONS = ("adaptation", "synapse", "colored", "multiplicative", "observation", "contamination")
+PERTURBATIONS = ("adaptation", "synapse", "colored", "multiplicative", "observation", "contamination",
+                 "heterogeneity")
+GAUSS_NODES = 25  # Lorentzian sub-populations that write the Gaussian of "heterogeneity"
+GAUSS_RANGE = 4.0  # their centres span η ± GAUSS_RANGE σ_G
 _RECORD = 25  # steps per recorded sample on the feature path (Montbrio's feature_stride)
 _START_KEY = 10**8  # fold_in data of the initial OU noise and the observation noise, past any group index
 
@@ -69,7 +81,7 @@ class PerturbedMontbrio(Montbrio):
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {self.perturbation!r}")
         if not self.strength >= 0:
             raise ValueError(f"strength must be >= 0, got {self.strength}")
-        if self.perturbation in ("multiplicative", "contamination") and self.strength > 1:
+        if self.perturbation in ("multiplicative", "contamination", "heterogeneity") and self.strength > 1:
             raise ValueError(f"a {self.perturbation} strength is a fraction in [0, 1], got {self.strength}")
         if self.feature_stride != _RECORD:
             raise ValueError(f"PerturbedMontbrio reads features every {_RECORD} steps; feature_stride is "
@@ -109,12 +121,30 @@ class PerturbedMontbrio(Montbrio):
         decay = float(jnp.exp(-dt / s)) if colored else 0.0
         records = -(-base.num_steps // every)
 
+        het = kind == "heterogeneity" and s > 0
+        nodes = GAUSS_NODES if het else 0
+        z = np.linspace(-GAUSS_RANGE, GAUSS_RANGE, GAUSS_NODES)
+        weights = jnp.asarray(np.exp(-0.5 * z**2) / np.exp(-0.5 * z**2).sum(), jnp.float32)[:nodes]
+        sd_gauss = delta / np.sqrt(2 * np.log(2))  # the Gaussian with the Lorentzian's half-width
+        eta_sub = eta[:, None] + sd_gauss[:, None] * jnp.asarray(z, jnp.float32)[:nodes]  # [batch, nodes]
+        delta_sub = (sd_gauss * (z[1] - z[0]))[:, None]
+
+        def total(v, r, vs, rs):
+            """The recorded (v, r): MPR's, or the mixture's weighted sums."""
+            if not het:
+                return v, r
+            return (1 - s) * v + s * (vs @ weights), (1 - s) * r + s * (rs @ weights)
+
         def step(state, xs):
-            v, r, a, syn, xi_v, xi_r = state
+            v, r, a, syn, xi_v, xi_r, vs, rs = state
             k, noise = xs  # noise [2, batch]
-            drive = coupling * (syn if kind == "synapse" and s > 0 else r)
-            dv = v * v - jnp.pi**2 * r * r + drive + eta + base._input(k, extra) - a
+            r_all = total(v, r, vs, rs)[1]
+            drive = coupling * (syn if kind == "synapse" and s > 0 else r_all)
+            inp = base._input(k, extra)
+            dv = v * v - jnp.pi**2 * r * r + drive + eta + inp - a  # the order of MPR's sum, kept bit for bit
             dr = delta / jnp.pi + 2.0 * r * v
+            dvs = vs * vs - jnp.pi**2 * rs * rs + (drive + inp - a)[:, None] + eta_sub
+            drs = delta_sub / jnp.pi + 2.0 * rs * vs
             if kind == "adaptation" and s > 0:
                 a = a + dt * (s * r - a) / ADAPTATION_TAU
             if kind == "synapse" and s > 0:
@@ -128,12 +158,13 @@ class PerturbedMontbrio(Montbrio):
             if kind == "multiplicative":
                 kick_v = kick_v * ((1 - s) + s * jnp.abs(v))
                 kick_r = kick_r * ((1 - s) + s * jnp.abs(r))
-            return (v + dt * dv + kick_v, r + dt * dr + kick_r, a, syn, xi_v, xi_r), None
+            return (v + dt * dv + kick_v, r + dt * dr + kick_r, a, syn, xi_v, xi_r,
+                    vs + dt * dvs + kick_v[:, None], rs + dt * drs + kick_r[:, None]), None
 
         def group(state, g):
             noise = jax.vmap(lambda kk: jax.random.normal(jax.random.fold_in(kk, g), (every, 2)))(keys)
             steps = g * every + jnp.arange(every)
-            out = jnp.stack(state[:2])  # the sample before the group's first step
+            out = jnp.stack(total(*state[:2], *state[6:]))  # the sample before the group's first step
             state, _ = jax.lax.scan(step, state, (steps, jnp.moveaxis(noise, 0, -1)))
             return state, out
 
@@ -142,7 +173,9 @@ class PerturbedMontbrio(Montbrio):
         if colored:  # start the OU noise in its stationary law
             start = jax.vmap(lambda kk: jax.random.normal(jax.random.fold_in(kk, _START_KEY), (2,)))(keys)
             xi0 = [start[:, 0] / jnp.sqrt(2 * s), start[:, 1] / jnp.sqrt(2 * s)]
-        state0 = (jnp.full((batch,), base.v0), jnp.full((batch,), base.r0), zeros, jnp.full((batch,), base.r0), *xi0)
+        start = jnp.zeros((batch, nodes), jnp.float32)
+        state0 = (jnp.full((batch,), base.v0), jnp.full((batch,), base.r0), zeros, jnp.full((batch,), base.r0), *xi0,
+                  start + base.v0, start + base.r0)
         _, out = jax.lax.scan(group, state0, jnp.arange(records))  # [records, 2, batch]
         traces = jnp.transpose(out, (2, 1, 0))
         if kind in ("observation", "contamination") and s > 0:
