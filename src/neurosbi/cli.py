@@ -304,7 +304,7 @@ def cross_scale_cmd(
     from .models import QIFNetwork
 
     try:
-        network = QIFNetwork(n_neurons=neurons, duration=duration, t_on=0.3 * duration, t_off=0.6 * duration)
+        network = QIFNetwork(n_neurons=neurons, duration=duration, t_on=3 * duration / 10, t_off=0.6 * duration)
         record = cross_scale_study(out=out, network=network, num_simulations=num_simulations, seed=seed,
                                    alpha=alpha, progress=not quiet)
     except (NeurosbiError, ValueError, TypeError) as err:
@@ -327,6 +327,9 @@ def prior_transfer_cmd(
     num_fit: int = typer.Option(400, "--num-fit", help="detailed datasets the prior is learned from"),
     num_test: int = typer.Option(100, "--num-test", help="new detailed datasets it is tested on"),
     num_simulations: int = typer.Option(20_000, "--num-simulations", help="mean-field simulations for the NPE"),
+    duration: float = typer.Option(
+        100.0, help="length of every recording, detailed and mean-field (the stimulus keeps its place: from 30 %% "
+        "to 60 %% of it); shorter recordings make the prior matter more"),
     seed: int = typer.Option(0, help="PRNG seed"),
     out: Path = typer.Option(Path("neurosbi-prior-transfer"), "--out", help="output folder (re-run to resume)"),
     quiet: bool = typer.Option(False, help="no progress bars"),
@@ -338,7 +341,11 @@ def prior_transfer_cmd(
     from .models import QIFNetwork
 
     try:
-        record = prior_transfer_study(out=out, detailed=QIFNetwork(n_neurons=neurons, heterogeneity="random"),
+        if not duration > 0:
+            raise ValueError(f"--duration must be > 0 (seconds of recording), got {duration}")
+        detailed = QIFNetwork(n_neurons=neurons, heterogeneity="random", duration=duration, t_on=3 * duration / 10,
+                              t_off=6 * duration / 10)
+        record = prior_transfer_study(out=out, detailed=detailed,
                                       population_sd=population_sd, num_fit=num_fit, num_test=num_test,
                                       num_simulations=num_simulations, seed=seed, progress=not quiet)
     except (NeurosbiError, ValueError, TypeError) as err:

@@ -328,12 +328,13 @@ def cross_scale(record: dict, times, traces: dict, samples: dict, *, path=None, 
 
 def prior_transfer(record: dict, prior_draws: dict, *, path=None, box=None):
     """Prior transfer (``misspecification.prior_transfer_study``): the population and the learned prior on
-    η–J and Δ–η, and per prior (box, naive, learned) the RMSE, posterior sd, 90 % coverage and predictive error."""
+    η–J and Δ–η, and per prior (box, naive, learned) the RMSE, posterior sd, 90 % coverage and predictive error.
+    ``prior_draws`` holds the naive and the learned prior's draws, in that order (coloured as their bars)."""
     names = record["shared_parameters"]
     fig, axes = plt.subplots(1, 4, figsize=(17, 4))
     for ax, (a, b) in zip(axes[:2], ((1, 2), (0, 1))):
         for j, (label, d) in enumerate(prior_draws.items()):
-            ax.scatter(d[:, a], d[:, b], s=2, alpha=0.3, color=f"C{j}", label=label)
+            ax.scatter(d[:, a], d[:, b], s=2, alpha=0.3, color=f"C{j + 1}", label=label)  # the bars' colours
         c = record["truth_centre"]
         ax.plot(c[names[a]], c[names[b]], "k*", ms=10)
         if box is not None:
