@@ -107,6 +107,8 @@ def test_bad_perturbations_are_refused():
         PerturbedMontbrio(perturbation="heterogeneity", strength=1.5)
     res = CliRunner().invoke(app, ["misspec", "robustness", "--perturbations", "synapse=0/fast"])
     assert res.exit_code != 0 and "numbers separated by '/'" in res.output
+    res = CliRunner().invoke(app, ["misspec", "prior-transfer", "--duration", "0", "--out", "unused"])
+    assert res.exit_code != 0 and "--duration must be > 0" in res.output
 
 
 def test_sweep_is_calibrated_at_zero_detects_strong_noise_and_resumes(tmp_path):
