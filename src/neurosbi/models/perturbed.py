@@ -176,9 +176,9 @@ class PerturbedMontbrio(Montbrio):
         if colored:  # start the OU noise in its stationary law
             start = jax.vmap(lambda kk: jax.random.normal(jax.random.fold_in(kk, _START_KEY), (2,)))(keys)
             xi0 = [start[:, 0] / jnp.sqrt(2 * s), start[:, 1] / jnp.sqrt(2 * s)]
-        start = jnp.zeros((batch, nodes), jnp.float32)
+        sub0 = jnp.zeros((batch, nodes), jnp.float32)  # the sub-populations of "heterogeneity" ([batch, 0] otherwise)
         state0 = (jnp.full((batch,), base.v0), jnp.full((batch,), base.r0), zeros, jnp.full((batch,), base.r0), *xi0,
-                  start + base.v0, start + base.r0)
+                  sub0 + base.v0, sub0 + base.r0)
         _, out = jax.lax.scan(group, state0, jnp.arange(records))  # [records, 2, batch]
         traces = jnp.transpose(out, (2, 1, 0))
         if kind in ("observation", "contamination") and s > 0:
