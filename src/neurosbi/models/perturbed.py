@@ -23,8 +23,8 @@ A change of functional form
     ``strength / 3.5`` of MPR's tail weight instead of none. Every sub-population receives the same
     noise increments, so the recorded noise is MPR's; a narrow sub-population driven by that shared noise
     can synchronise (weak damping) and its Euler step diverge: in the default sweep 5–8 of 100 noisy
-    simulations per strength end in NaN, which ``simulate`` and the sweep count as invalid (a step 4×
-    smaller halves that share; the deterministic model is unaffected).
+    simulations per strength end in NaN, which ``simulate`` and the sweep count as invalid (the deterministic
+    model is unaffected).
 
 A change of noise model
     ``"colored"``: the state noise is an Ornstein–Uhlenbeck process with correlation time ``strength``
