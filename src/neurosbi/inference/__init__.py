@@ -6,6 +6,12 @@ from .embedding import TraceCNN as TraceCNN
 from .embedding import deep_set as deep_set
 from .embedding import feature_mlp as feature_mlp
 from .embedding import trace_cnn as trace_cnn
+from .epi import EPIConfig as EPIConfig
+from .epi import convergence_test as convergence_test
+from .epi import fit_epi as fit_epi
+from .epi_distribution import EPIDistribution as EPIDistribution
+from .epi_distribution import FlowSpec as FlowSpec
+from .epi_distribution import load_epi as load_epi
 from .npe import NPEConfig as NPEConfig
 from .npe import Posterior as Posterior
 from .npe import TrainingHistory as TrainingHistory

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._errors import UnknownModelError
+from ._base import EmergentProperty as EmergentProperty
 from ._base import FunctionModel as FunctionModel
 from ._base import Model as Model
 from ._base import RawTraces as RawTraces
@@ -13,6 +14,8 @@ from ._base import simulate_traces as simulate_traces
 from .contamination import OUProcess as OUProcess
 from .contamination import Ricker as Ricker
 from .hh import HodgkinHuxley as HodgkinHuxley
+from .lds import LinearSystem2D as LinearSystem2D
+from .lowrank_rnn import RankTwoRNN as RankTwoRNN
 from .montbrio import Montbrio as Montbrio
 from .neurons import FAMILY as _FAMILY
 from .neurons import LIF as LIF
@@ -26,7 +29,8 @@ from .pyloric import Pyloric as Pyloric
 from .qif_network import QIFNetwork as QIFNetwork
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
-    "qif-network": QIFNetwork, "ricker": Ricker, "oup": OUProcess,
+    "qif-network": QIFNetwork, "ricker": Ricker, "oup": OUProcess, "lds-2d": LinearSystem2D,
+    "rank2-rnn": RankTwoRNN,
     **_FAMILY,
 }
 _DESCRIPTIONS = {
@@ -41,6 +45,8 @@ _DESCRIPTIONS = {
     "fhn": "FitzHugh–Nagumo oscillator; same protocol",
     "wilson-cowan": "Wilson–Cowan E–I population with a Poisson E neuron; same protocol",
     "ricker": "Ricker population, Poisson counts, 100 i.i.d. series (robust-SBI benchmark, Huang et al. 2023)",
+    "lds-2d": "2-D linear system tau dx/dt = A x (EPI, Bittner et al. 2021); statistics: top eigenvalue",
+    "rank2-rnn": "rank-2 RNN W = U V^T + noise, N neurons (EPI); statistics: Re lambda1, lambda1 of (W+W^T)/2",
     "oup": "Ornstein–Uhlenbeck process, 100 i.i.d. series of 25 (robust-SBI benchmark, Huang et al. 2023)",
 }
 

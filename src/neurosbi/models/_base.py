@@ -407,3 +407,72 @@ class RawTraces(Model):
 
     def simulate_features(self, key, theta):
         return self.features(self.simulate(key, theta))
+
+
+@dataclasses.dataclass(frozen=True)
+class EmergentProperty:
+    """An emergent property (Bittner et al. 2021): statistics ``f(x; z)`` of a model's output whose mean
+    and variance over the parameter distribution are prescribed.
+
+    EPI constrains ``E_q[f] = mean`` and ``E_q[(f - mean)^2] = variance``: the constraint statistics are
+    ``T(z) = [f, (f - mean)^2]`` with targets ``[mean, variance]``.
+
+    Attributes:
+        name: a label (``"oscillation-1Hz"``).
+        statistics: ``(key, z[batch, dim]) -> f[batch, k]``, pure JAX and differentiable in ``z``;
+            a stochastic model averages its trials inside (``simulations_per_z`` of them).
+        mean: the target mean of each statistic.
+        variance: the target variance of each statistic (> 0).
+        names: one name per statistic.
+        simulations_per_z: simulations ``statistics`` runs per parameter (counted in reports).
+
+    Example:
+        >>> prop = EmergentProperty("unit-gaussian", lambda k, z: z, mean=(0.0,), variance=(1.0,), names=("z",))
+    """
+
+    name: str
+    statistics: Callable
+    mean: tuple[float, ...]
+    variance: tuple[float, ...]
+    names: tuple[str, ...] = ()
+    simulations_per_z: int = 1
+
+    def __post_init__(self):
+        mean = tuple(float(v) for v in np.atleast_1d(self.mean))
+        variance = tuple(float(v) for v in np.atleast_1d(self.variance))
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "variance", variance)
+        if len(mean) != len(variance):
+            raise ShapeError(f"emergent property {self.name!r} has {len(mean)} means and {len(variance)} variances;"
+                             " give one of each per statistic")
+        if not all(np.isfinite(mean)) or not all(v > 0 and np.isfinite(v) for v in variance):
+            raise ValueError(f"emergent property {self.name!r}: means must be finite and variances finite and > 0,"
+                             f" got mean={mean}, variance={variance}")
+        names = tuple(self.names) or tuple(f"f_{i}" for i in range(len(mean)))
+        if len(names) != len(mean):
+            raise ShapeError(f"emergent property {self.name!r} names {len(names)} statistics, its targets {len(mean)}")
+        object.__setattr__(self, "names", names)
+        if self.simulations_per_z < 1:
+            raise ValueError(f"simulations_per_z must be >= 1, got {self.simulations_per_z}")
+
+    @property
+    def num_statistics(self) -> int:
+        return len(self.mean)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """``[mean..., variance...]``: the targets of the constraint statistics ``T``."""
+        return np.asarray(self.mean + self.variance, np.float32)
+
+    @property
+    def constraint_names(self) -> tuple[str, ...]:
+        return self.names + tuple(f"var[{n}]" for n in self.names)
+
+    def constraint_statistics(self, key, z):
+        """``T(z) = [f, (f - mean)^2]``, ``[batch, 2k]``."""
+        f = self.statistics(key, z)
+        return jnp.concatenate([f, (f - jnp.asarray(self.mean, f.dtype)) ** 2], axis=-1)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "statistics": list(self.names), "mean": list(self.mean),
+                "variance": list(self.variance), "simulations_per_z": self.simulations_per_z}
