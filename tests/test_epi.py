@@ -168,3 +168,36 @@ def test_bad_property_and_config_are_refused():
         fit_epi(None, EmergentProperty("p", lambda k, z: z, mean=(0.0,), variance=(1.0,)), key=jax.random.key(0))
     with pytest.raises(ValueError, match="emergent property"):
         LinearSystem2D().emergent_property("chaos")
+
+
+def test_cli_epi_writes_metrics_distribution_samples_and_figures(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    out = tmp_path / "lds"
+    result = CliRunner().invoke(app, ["epi", "lds-2d", "--out", str(out), "--max-epochs", "2", "--iterations", "100",
+                                      "--batch-size", "100", "--init-steps", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("converged", "p_values", "entropy", "epochs", "num_simulations", "timings", "mode",
+                "hessian_eigenvalues_at_mode"):
+        assert key in metrics
+    assert set(metrics["p_values"]) == {"real_lambda1", "imag_lambda1", "var[real_lambda1]", "var[imag_lambda1]"}
+    assert metrics["num_simulations"] == 3 * 200 * 100 + 2 * 100 * 100  # tests after epochs 0-2, steps in 1-2
+    for name in ("pairplot.png", "history.png", "predictive.png", "samples.nc", "distribution/epi.json"):
+        assert (out / name).exists()
+    assert load_epi(out / "distribution").param_names == ("a11", "a12", "a21", "a22")
+
+
+def test_cli_epi_refuses_a_model_without_a_property_and_a_misplaced_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    bad = CliRunner().invoke(app, ["epi", "ricker", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "declares no emergent property" in bad.output and "rank2-rnn" in bad.output
+    bad = CliRunner().invoke(app, ["epi", "lds-2d", "--neurons", "5", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "--neurons" in bad.output

@@ -154,6 +154,54 @@ def infer_cmd(
     )
 
 
+@app.command("epi")
+def epi_cmd(
+    model: str = typer.Argument(..., help="a model with an emergent property: lds-2d, rank2-rnn"),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    prop: Optional[str] = typer.Option(None, "--property", help="emergent property name [default: the model's "
+                                       "published one]"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+    neurons: Optional[int] = typer.Option(None, help="rank2-rnn: number of neurons N (|z| = 4N) [default: 2]"),
+    max_epochs: Optional[int] = typer.Option(None, help="augmented-Lagrangian epochs at most [default: 100]"),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps per epoch [default: the paper's per model]"),
+    batch_size: Optional[int] = typer.Option(None, help="parameters per step [default: the paper's per model]"),
+    c0: Optional[float] = typer.Option(None, help="initial penalty c [default: the paper's per model]"),
+    init_steps: Optional[int] = typer.Option(None, help="steps fitting the initial Gaussian [default: 2000]"),
+    extra_epochs: Optional[int] = typer.Option(None, "--epochs-after-convergence",
+                                               help="epochs run after the first converged one, to choose the "
+                                               "converged epoch of greatest entropy [default: 0]"),
+    json_out: bool = typer.Option(False, "--json", help="print metrics.json's summary as one JSON line"),
+) -> None:
+    """Emergent property inference: the maximum-entropy parameter distribution showing a property.
+
+    Writes metrics.json (converged, per-constraint p-values, entropy, epochs, num_simulations, timings,
+    mode, Hessian eigenvalues), distribution/, samples.nc and pairplot / history / predictive PNGs.
+    """
+    from .emergent import emergent_property_of, epi_config_for, run_epi
+    from .workflow import prepare_output
+
+    try:
+        if neurons is not None and model != "rank2-rnn":
+            raise ValueError(f"--neurons sets the size of rank2-rnn; {model} has no such option")
+        m = _model(model, num_neurons=neurons)
+        p = emergent_property_of(m, prop)
+        config = epi_config_for(m, max_epochs=max_epochs, iterations_per_epoch=iterations, batch_size=batch_size,
+                                c0=c0, init_steps=init_steps, epochs_after_convergence=extra_epochs)
+        prepare_output(out)
+        metrics = run_epi(m, out=out, prop=p, seed=seed, config=config, progress=not json_out)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    summary = {k: metrics[k] for k in ("model", "converged", "epoch", "entropy", "p_values", "num_simulations",
+                                       "timings")}
+    if json_out:
+        print(json.dumps(summary))
+    else:
+        verdict = "converged" if metrics["converged"] else "[bold red]did not converge[/]"
+        console.print(f"EPI on {m.name} ({p.name}): {verdict} at epoch {metrics['epoch']}, entropy "
+                      f"{metrics['entropy']:.3f} nats, {metrics['num_simulations']} simulations, "
+                      f"{metrics['timings']['total_s']:.1f} s -> {out}")
+
+
 @app.command("check")
 def check_cmd(
     model: str = typer.Argument(..., help="model name (see `neurosbi models`)"),

@@ -1,6 +1,6 @@
 """Figures: pairplot, posterior predictive traces, calibration, training curves, and the posterior
 analysis (conditional correlations, high-probability path, perturbations), the misspecification
-verdict (matplotlib only)."""
+verdict, EPI's distribution, history and predictive statistics (matplotlib only)."""
 
 from __future__ import annotations
 
@@ -358,6 +358,73 @@ def prior_transfer(record: dict, prior_draws: dict, *, path=None, box=None):
     ax.axhline(0.9, color="gray", ls=":")
     ax.set_ylim(0, 1)
     ax.set_ylabel("coverage of the 90 % intervals")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def epi_pairplot(samples, names, *, mode=None, vectors=None, values=None, path=None, title=None, max_params=6):
+    """EPI samples as a corner plot (the first ``max_params`` parameters), the mode as a dot, and the
+    most sensitive (red) and most robust (blue) Hessian eigenvectors at the mode as arrows."""
+    samples = np.asarray(samples)[:, :max_params]
+    names = list(names)[:max_params]
+    fig = pairplot(samples, names, truth=mode[:max_params] if mode is not None else None, title=title)
+    if mode is not None and vectors is not None:
+        axes = np.array(fig.axes).reshape(len(names), len(names))
+        span = samples.max(0) - samples.min(0)
+        for i in range(len(names)):
+            for j in range(i):
+                ax = axes[i, j]
+                for col, colour in ((0, "C3"), (-1, "C0")):  # most sensitive, most robust
+                    v = vectors[:, col]
+                    dx, dy = 0.3 * span[j] * v[j], 0.3 * span[i] * v[i]
+                    ax.annotate("", xy=(mode[j] + dx, mode[i] + dy), xytext=(mode[j], mode[i]),
+                                arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.5})
+        if values is not None:
+            fig.text(0.98, 0.98, f"Hessian eigenvalues at the mode: sensitive {values[0]:.3g} (red), "
+                     f"robust {values[-1]:.3g} (blue)", ha="right", va="top", fontsize=9)
+    return _finish(fig, path)
+
+
+def epi_history(history: dict, constraint_names, targets, *, path=None):
+    """EPI's optimisation: entropy, each constraint's mean against its target, c and the test's p-values."""
+    epochs = np.asarray(history["epoch"])
+    means = np.asarray(history["constraint_means"])
+    m = means.shape[1]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    axes[0].plot(epochs, history["entropy"], "o-")
+    axes[0].set(xlabel="epoch", ylabel="entropy H(q) (nats)")
+    for i in range(m):
+        axes[1].plot(epochs, means[:, i] - targets[i], "o-", label=constraint_names[i])
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set(xlabel="epoch", ylabel="E[T] − target", yscale="symlog")
+    axes[1].legend(fontsize=7)
+    axes[2].plot(epochs, history["c"], "o-")
+    axes[2].set(xlabel="epoch", ylabel="penalty c", yscale="log")
+    p = np.asarray(history["p_values"])
+    for i in range(m):
+        axes[3].plot(epochs, np.maximum(p[:, i], 1e-3), "o-", label=constraint_names[i])
+    axes[3].axhline(0.05 / m, color="k", ls="--", lw=0.8, label="α / m")
+    conv = np.asarray(history["converged"], bool)
+    axes[3].scatter(epochs[conv], np.ones(conv.sum()), marker="*", c="C2", s=60, label="converged", zorder=3)
+    axes[3].set(xlabel="epoch", ylabel="convergence-test p", yscale="log", ylim=(5e-4, 2))
+    axes[3].legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def epi_predictive(stats, names, mean, variance, *, path=None):
+    """Histograms of the emergent-property statistics under q, with the target mean and ±1 sd."""
+    stats = np.asarray(stats)
+    k = stats.shape[1]
+    fig, axes = plt.subplots(1, k, figsize=(3.8 * k, 3.0), squeeze=False)
+    for i in range(k):
+        ax = axes[0, i]
+        ax.hist(stats[:, i], bins=60, color="C0", alpha=0.8, density=True)
+        sd = np.sqrt(variance[i])
+        ax.axvline(mean[i], color="C3", lw=1.5, label="target mean")
+        ax.axvspan(mean[i] - sd, mean[i] + sd, color="C3", alpha=0.12, label="target ± sd")
+        ax.set(xlabel=names[i], yticks=[])
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return _finish(fig, path)
 
