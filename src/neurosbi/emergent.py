@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plotting
 from .inference import EPIConfig, FlowSpec, fit_epi, to_inference_data
-from .models import _REGISTRY, Model, names
+from .models import Model, with_emergent_property
 
 NUM_SAMPLES = 5000
 
@@ -32,8 +32,8 @@ def epi_config_for(model: Model, **overrides) -> EPIConfig:
 def emergent_property_of(model: Model, name: str | None = None):
     """``model``'s emergent property ``name`` (its default when None), or a clear error."""
     if not hasattr(model, "emergent_property"):
-        with_property = [n for n in names() if hasattr(_REGISTRY[n], "emergent_property")]
-        raise ValueError(f"model {model.name!r} declares no emergent property; EPI models: {', '.join(with_property)}")
+        raise ValueError(f"model {model.name!r} declares no emergent property; EPI models: "
+                         f"{', '.join(with_emergent_property())}")
     return model.emergent_property() if name is None else model.emergent_property(name)
 
 

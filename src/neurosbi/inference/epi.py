@@ -83,8 +83,6 @@ class EPIConfig:
     flow: FlowSpec = FlowSpec(hidden_units=100)
 
     def __post_init__(self):
-        if isinstance(self.flow, dict):  # from JSON
-            object.__setattr__(self, "flow", FlowSpec(**self.flow))
         for name in ("batch_size", "iterations_per_epoch", "max_epochs", "test_batches", "init_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -130,6 +128,20 @@ def penalty_should_grow(norms, previous_norms, gamma: float, u: float) -> bool:
     return bool(np.isfinite(t) and t > 0 and u < 1 - p / 2)
 
 
+def _adam_scan(loss, params, keys, optimizer):
+    """One Adam step of ``loss(params, key) -> (value, aux)`` per key, from fresh moments (the paper resets
+    Adam each epoch), as one ``lax.scan``: ``(params, values, auxes)``."""
+
+    def step(carry, k):
+        p, s = carry
+        (value, aux), grads = jax.value_and_grad(loss, has_aux=True)(p, k)
+        updates, s = optimizer.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), (value, aux)
+
+    (params, _), (values, auxes) = jax.lax.scan(step, (params, optimizer.init(params)), keys)
+    return params, values, auxes
+
+
 def fit_to_gaussian(flow, mean, std, *, key, steps: int = 2000, batch_size: int = 500,
                     learning_rate: float = 1e-3):
     """EPI's initialisation: ``flow`` fitted to N(mean, diag(std²)) by minimising KL(q ‖ N) with Adam
@@ -140,17 +152,11 @@ def fit_to_gaussian(flow, mean, std, *, key, steps: int = 2000, batch_size: int 
 
     def loss(p, k):
         z, lq = eqx.combine(p, static).sample_and_log_prob(k, (batch_size,))
-        return jnp.mean(lq - jax.scipy.stats.norm.logpdf(z, mean, std).sum(-1))
+        return jnp.mean(lq - jax.scipy.stats.norm.logpdf(z, mean, std).sum(-1)), None
 
     @jax.jit
     def run(p, k):
-        def step(carry, k):
-            p, s = carry
-            value, grads = jax.value_and_grad(loss)(p, k)
-            updates, s = optimizer.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), value
-
-        (p, _), losses = jax.lax.scan(step, (p, optimizer.init(p)), jax.random.split(k, steps))
+        p, losses, _ = _adam_scan(loss, p, jax.random.split(k, steps), optimizer)
         return p, losses
 
     params, losses = run(params, key)
@@ -225,14 +231,8 @@ def fit_epi(
 
     @jax.jit
     def epoch(p, k, eta, c):
-        def step(carry, k):
-            p, s = carry
-            (value, bad), grads = jax.value_and_grad(surrogate, has_aux=True)(p, k, eta, c)
-            updates, s = optimizer.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), (value, bad)
-
-        (p, _), (losses, bad) = jax.lax.scan(step, (p, optimizer.init(p)),
-                                             jax.random.split(k, config.iterations_per_epoch))
+        p, losses, bad = _adam_scan(lambda p, k: surrogate(p, k, eta, c), p,
+                                    jax.random.split(k, config.iterations_per_epoch), optimizer)
         return p, losses, jnp.sum(bad)
 
     def evaluation_pass(batch):
@@ -334,7 +334,7 @@ def fit_epi(
                                                     first_converged * sims_epoch),
         "num_invalid": int(sum(history.num_invalid)),
         "timings": {"init_s": t_init, "to_convergence_s": t_converged, "total_s": total},
-        "config": _config_dict(config),
+        "config": dataclasses.asdict(config),
         "history": history.to_dict(),
     }
     return EPIDistribution(flow=eqx.combine(best[1], static), spec=config.flow, param_names=names, info=info)
@@ -357,8 +357,3 @@ def _support(model, bounds):
         raise ValueError(f"{len(names)} parameter names for {low.shape[0]} bounds")
     return low, high, names
 
-
-def _config_dict(config: EPIConfig) -> dict:
-    out = dataclasses.asdict(config)
-    out["flow"] = dataclasses.asdict(config.flow)
-    return out

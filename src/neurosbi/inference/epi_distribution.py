@@ -255,7 +255,7 @@ class EPIDistribution:
         starts = draws[jnp.argsort(-lps)[:num_starts]][:, free]
         width = np.where(np.isfinite(high - low), high - low, 0.0)[free]
         starts = jax.vmap(box.inverse)(jnp.clip(starts, low[free] + 1e-5 * width, high[free] - 1e-5 * width))
-        best_u, best_value = _lbfgs_minimise(negative, starts, steps)
+        best_u, _ = _lbfgs_minimise(negative, starts, steps)
         return np.asarray(assemble(best_u))
 
     def _check(self, z):

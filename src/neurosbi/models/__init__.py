@@ -62,6 +62,11 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def with_emergent_property() -> list[str]:
+    """Registered models that declare an emergent property (those ``fit_epi`` / ``neurosbi epi`` take)."""
+    return [n for n in names() if hasattr(_REGISTRY[n], "emergent_property")]
+
+
 def describe(name: str) -> str:
     return _DESCRIPTIONS.get(name, "")
 
