@@ -37,6 +37,18 @@ def emergent_property_of(model: Model, name: str | None = None):
     return model.emergent_property() if name is None else model.emergent_property(name)
 
 
+def predictive_statistics(prop, key, z, batch_size: int) -> np.ndarray:
+    """``prop.statistics`` of every row of ``z``, ``batch_size`` rows per call (a stochastic model runs its
+    trials for all rows of a call at once; 5,000 × 100 trials in one call would need gigabytes)."""
+    z = np.asarray(z, np.float32)
+    fn = jax.jit(prop.statistics)
+    pad = -len(z) % batch_size
+    zp = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
+    keys = jax.random.split(key, len(zp) // batch_size)
+    out = [np.asarray(fn(k, zp[i * batch_size:(i + 1) * batch_size])) for i, k in enumerate(keys)]
+    return np.concatenate(out)[: len(z)]
+
+
 def run_epi(model: Model, *, out, prop=None, seed: int = 0, config: EPIConfig | None = None,
             progress: bool = True) -> dict:
     """EPI on ``model`` for ``prop`` (default: its published property); outputs under ``out``."""
@@ -49,7 +61,7 @@ def run_epi(model: Model, *, out, prop=None, seed: int = 0, config: EPIConfig | 
     samples = np.asarray(dist.sample(key_sample, NUM_SAMPLES))
     mode = dist.mode(key_mode)
     values, vectors = dist.sensitivity(mode)
-    stats = np.asarray(prop.statistics(key_stats, samples))
+    stats = predictive_statistics(prop, key_stats, samples, config.batch_size)
     info = dist.info
     metrics = {
         "model": model.name, "model_config": model.config(), "property": info["property"], "seed": seed,

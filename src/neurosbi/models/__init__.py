@@ -27,10 +27,11 @@ from .neurons import SpikingModel as SpikingModel
 from .neurons import WilsonCowan as WilsonCowan
 from .pyloric import Pyloric as Pyloric
 from .qif_network import QIFNetwork as QIFNetwork
+from .v1_ssn import V1Circuit as V1Circuit
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
     "qif-network": QIFNetwork, "ricker": Ricker, "oup": OUProcess, "lds-2d": LinearSystem2D,
-    "rank2-rnn": RankTwoRNN,
+    "rank2-rnn": RankTwoRNN, "v1-ssn": V1Circuit,
     **_FAMILY,
 }
 _DESCRIPTIONS = {
@@ -47,6 +48,7 @@ _DESCRIPTIONS = {
     "ricker": "Ricker population, Poisson counts, 100 i.i.d. series (robust-SBI benchmark, Huang et al. 2023)",
     "lds-2d": "2-D linear system tau dx/dt = A x (EPI, Bittner et al. 2021); statistics: top eigenvalue",
     "rank2-rnn": "rank-2 RNN W = U V^T + noise, N neurons (EPI); statistics: Re lambda1, lambda1 of (W+W^T)/2",
+    "v1-ssn": "V1 stochastic SSN, E/P/S/V populations (EPI); parameters the input-noise stds; statistic s_E",
     "oup": "Ornstein–Uhlenbeck process, 100 i.i.d. series of 25 (robust-SBI benchmark, Huang et al. 2023)",
 }
 
