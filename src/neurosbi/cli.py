@@ -156,7 +156,7 @@ def infer_cmd(
 
 @app.command("epi")
 def epi_cmd(
-    model: str = typer.Argument(..., help="a model with an emergent property: lds-2d, rank2-rnn"),
+    model: str = typer.Argument(..., help="a model with an emergent property: lds-2d, rank2-rnn, v1-ssn, sc-proanti, stg-hub"),
     out: Path = typer.Option(..., "--out", help="output folder"),
     prop: Optional[str] = typer.Option(None, "--property", help="emergent property name [default: the model's "
                                        "published one]"),
@@ -200,6 +200,30 @@ def epi_cmd(
         console.print(f"EPI on {m.name} ({p.name}): {verdict} at epoch {metrics['epoch']}, entropy "
                       f"{metrics['entropy']:.3f} nats, {metrics['num_simulations']} simulations, "
                       f"{metrics['timings']['total_s']:.1f} s -> {out}")
+
+
+@app.command("epi-analysis")
+def epi_analysis_cmd(
+    name: str = typer.Argument(..., help="lds-contours | v1-variability"),
+    out: Path = typer.Option(..., "--out", help="output folder (the EPI fits go in subfolders; existing fits are "
+                             "reused, so an interrupted analysis resumes)"),
+    seed: int = typer.Option(0, help="PRNG seed of the fits and of the analysis"),
+    max_epochs: Optional[int] = typer.Option(None, help="augmented-Lagrangian epochs at most per fit [default: 100]"),
+    json_out: bool = typer.Option(False, "--json", help="print analysis.json as one JSON line"),
+) -> None:
+    """A scientific analysis of the EPI paper: its EPI fits, analysis.json and a figure."""
+    from .emergent_analyses import run_analysis
+
+    try:
+        result = run_analysis(name, out=out, seed=seed, max_epochs=max_epochs, progress=not json_out)
+    except (NeurosbiError, ValueError, TypeError) as err:
+        _fail(err)
+    if json_out:
+        print(json.dumps(result))
+    else:
+        fits = ", ".join(f"{k}: {'converged' if v['converged'] else 'NOT converged'}"
+                         for k, v in result["fits"].items())
+        console.print(f"{name}: {fits} -> {out / 'analysis.json'}")
 
 
 @app.command("check")

@@ -27,11 +27,14 @@ from .neurons import SpikingModel as SpikingModel
 from .neurons import WilsonCowan as WilsonCowan
 from .pyloric import Pyloric as Pyloric
 from .qif_network import QIFNetwork as QIFNetwork
+from .sc_proanti import SCProAnti as SCProAnti
+from .stg_hub import STGHub as STGHub
 from .v1_ssn import V1Circuit as V1Circuit
 
 _REGISTRY: dict[str, Callable[..., Model]] = {"montbrio": Montbrio, "hh": HodgkinHuxley, "pyloric": Pyloric,
     "qif-network": QIFNetwork, "ricker": Ricker, "oup": OUProcess, "lds-2d": LinearSystem2D,
     "rank2-rnn": RankTwoRNN, "v1-ssn": V1Circuit,
+    "sc-proanti": SCProAnti, "stg-hub": STGHub,
     **_FAMILY,
 }
 _DESCRIPTIONS = {
@@ -49,6 +52,8 @@ _DESCRIPTIONS = {
     "lds-2d": "2-D linear system tau dx/dt = A x (EPI, Bittner et al. 2021); statistics: top eigenvalue",
     "rank2-rnn": "rank-2 RNN W = U V^T + noise, N neurons (EPI); statistics: Re lambda1, lambda1 of (W+W^T)/2",
     "v1-ssn": "V1 stochastic SSN, E/P/S/V populations (EPI); parameters the input-noise stds; statistic s_E",
+    "sc-proanti": "superior colliculus Pro/Anti task-switching circuit, 4 populations (EPI); statistics: p_pro, p_anti",
+    "stg-hub": "STG five-neuron hub circuit (Gutierrez et al. 2013; EPI); parameters g_el, g_synA; hub frequency",
     "oup": "Ornstein–Uhlenbeck process, 100 i.i.d. series of 25 (robust-SBI benchmark, Huang et al. 2023)",
 }
 
