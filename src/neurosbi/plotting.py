@@ -429,6 +429,67 @@ def epi_predictive(stats, names, mean, variance, *, path=None):
     return _finish(fig, path)
 
 
+def lds_contours(a, mean, sd, *, path=None):
+    """2-D LDS EPI samples ``a = [a11, a12, a21, a22]`` against the analytic contours of λ₁:
+    (a11, a22) coloured by Re λ₁ = (a11 + a22)/2 with the lines Re λ₁ = target ± sd, and (a12, a21)
+    coloured by Im λ₁ with the hyperbolas Im λ₁ = target ± sd at a11 = a22."""
+    a = np.asarray(a)
+    re = (a[:, 0] + a[:, 3]) / 2
+    im = np.sqrt(np.maximum(-a[:, 1] * a[:, 2] - ((a[:, 0] - a[:, 3]) / 2) ** 2, 0))
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
+    ax = axes[0]
+    sc = ax.scatter(a[:, 0], a[:, 3], c=re, s=3, cmap="coolwarm", vmin=mean[0] - 3 * sd[0], vmax=mean[0] + 3 * sd[0])
+    fig.colorbar(sc, ax=ax, label="Re λ₁")
+    line = np.linspace(-10, 10, 2)
+    for r, style in ((mean[0], "-"), (mean[0] - sd[0], "--"), (mean[0] + sd[0], "--")):
+        ax.plot(line, 2 * r - line, "k", ls=style, lw=1)
+    ax.set(xlabel="a11", ylabel="a22", xlim=(-10, 10), ylim=(-10, 10), title="Re λ₁ = (a11 + a22)/2: target ± sd")
+    ax = axes[1]
+    sc = ax.scatter(a[:, 1], a[:, 2], c=im, s=3, cmap="viridis", vmin=mean[1] - 3 * sd[1], vmax=mean[1] + 3 * sd[1])
+    fig.colorbar(sc, ax=ax, label="Im λ₁")
+    for w, style in ((mean[1], "-"), (mean[1] - sd[1], "--"), (mean[1] + sd[1], "--")):
+        for sign in (1, -1):
+            x = sign * np.geomspace(w**2 / 10, 10, 200)
+            ax.plot(x, -(w**2) / x, "k", ls=style, lw=1)
+    ax.set(xlabel="a12", ylabel="a21", xlim=(-10, 10), ylim=(-10, 10),
+           title="Im λ₁ = √(−a12 a21) at a11 = a22: target ± sd")
+    ax = axes[2]
+    ax.hist(re, bins=60, density=True, alpha=0.6, label="Re λ₁")
+    ax.hist(im, bins=60, density=True, alpha=0.6, label="Im λ₁")
+    for m_, s_ in zip(mean, sd):
+        xs = np.linspace(m_ - 4 * s_, m_ + 4 * s_, 200)
+        ax.plot(xs, np.exp(-0.5 * ((xs - m_) / s_) ** 2) / (s_ * np.sqrt(2 * np.pi)), "k", lw=1)
+    ax.set(xlabel="λ₁ (1/s)", yticks=[], title="statistics of the samples; black: N(target, sd²)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def v1_variability(panels: dict, *, path=None):
+    """V1 EPI samples per property: (σ_E, σ_P) coloured by s_E with the circle σ_E² + σ_P² = its mean, and
+    the σ_S and σ_V marginals against the uniform density a property that ignores them leaves."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
+    theta = np.linspace(0, np.pi / 2, 100)
+    for k, (name, (z, stats)) in enumerate(panels.items()):
+        z = np.asarray(z)
+        axes[0].scatter(z[:, 0], z[:, 1], s=3, c=f"C{k}", alpha=0.4, label=name)
+        radius = np.sqrt(np.mean(z[:, 0] ** 2 + z[:, 1] ** 2))
+        axes[0].plot(radius * np.cos(theta), radius * np.sin(theta), color=f"C{k}", lw=2)
+        axes[1].scatter(z[:, 0] ** 2 + z[:, 1] ** 2, stats, s=3, c=f"C{k}", alpha=0.4, label=name)
+        for j, ls in ((2, "-"), (3, "--")):
+            axes[2].hist(z[:, j], bins=25, range=(0, 0.5), density=True, histtype="step", color=f"C{k}", ls=ls,
+                         lw=1.5, label=f"{name}: σ_{'SV'[j - 2]}")
+    axes[0].set(xlabel="σ_E", ylabel="σ_P", xlim=(0, 0.5), ylim=(0, 0.5), aspect="equal",
+                title="samples; lines: σ_E² + σ_P² = its mean")
+    axes[0].legend(fontsize=8, markerscale=4)
+    axes[1].set(xlabel="σ_E² + σ_P²", ylabel="s_E (Hz), trial mean", title="E variability against σ_E² + σ_P²")
+    axes[2].axhline(2.0, color="k", lw=1, label="uniform on [0, 0.5]")
+    axes[2].set(xlabel="σ", ylabel="density", title="σ_S (solid), σ_V (dashed)")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -1,0 +1,147 @@
+"""The scientific analyses of the EPI paper (Bittner et al. 2021), each one call and one command:
+``neurosbi epi-analysis NAME --out DIR``.
+
+Each analysis runs the EPI fits it needs with the models' published settings (``run_epi``, one folder
+per fit under ``DIR``; a fit already there is loaded, not rerun, so an interrupted analysis resumes),
+then measures what the paper reads off the distribution and writes ``analysis.json`` and a figure.
+
+- ``lds-contours``: the 2-D linear system's EPI samples against the analytic contours of its
+  statistics: Re λ₁ = (a11 + a22)/2 and Im λ₁ = √(−a12 a21 − ((a11 − a22)/2)²).
+- ``v1-variability``: V1 noise stds for E variability of 5 Hz and 10 Hz: σ_E² + σ_P² is what the
+  property fixes (a ring in the (σ_E, σ_P) plane, larger for 10 Hz), and σ_S, σ_V stay free.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import plotting
+from .emergent import epi_config_for, predictive_statistics, run_epi
+from .inference import load_epi
+from .models import Model, get
+
+NUM_SAMPLES = 5000
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One EPI fit an analysis needs: a registered model (with options) and one of its properties."""
+
+    model: str
+    prop: str
+    options: tuple = ()
+
+    @property
+    def folder(self) -> str:
+        return f"{self.model}_{self.prop}"
+
+    def build(self) -> Model:
+        return get(self.model, **dict(self.options))
+
+
+def fit_or_load(fit: Fit, out: Path, *, seed: int, max_epochs: int | None = None, progress: bool = True):
+    """The distribution of ``fit`` under ``out``: loaded when its ``metrics.json`` exists, else fitted."""
+    folder = out / fit.folder
+    model = fit.build()
+    if not (folder / "metrics.json").exists():
+        config = epi_config_for(model, max_epochs=max_epochs)
+        run_epi(model, out=folder, prop=model.emergent_property(fit.prop), seed=seed, config=config,
+                progress=progress)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return model, load_epi(folder / "distribution"), metrics
+
+
+def lds_contours(fits: dict, out: Path, key) -> dict:
+    """Analytic contours of the LDS statistics against EPI samples."""
+    (model, dist, metrics), = fits.values()
+    a = np.asarray(dist.sample(key, NUM_SAMPLES), np.float64)
+    half_trace = (a[:, 0] + a[:, 3]) / 2
+    under_root = -a[:, 1] * a[:, 2] - ((a[:, 0] - a[:, 3]) / 2) ** 2
+    imag = np.sqrt(np.maximum(under_root, 0))
+    prop = model.emergent_property()
+    result = {
+        "converged": metrics["converged"],
+        "fraction_complex": float(np.mean(under_root > 0)),
+        "re_lambda1": {"mean": float(half_trace.mean()), "sd": float(half_trace.std()),
+                       "target_mean": prop.mean[0], "target_sd": float(np.sqrt(prop.variance[0]))},
+        "im_lambda1": {"mean": float(imag.mean()), "sd": float(imag.std()),
+                       "target_mean": prop.mean[1], "target_sd": float(np.sqrt(prop.variance[1]))},
+        "corr_a11_a22": float(np.corrcoef(a[:, 0], a[:, 3])[0, 1]),
+        "corr_a12_a21": float(np.corrcoef(a[:, 1], a[:, 2])[0, 1]),
+        "fraction_a12_a21_opposite_sign": float(np.mean(a[:, 1] * a[:, 2] < 0)),
+    }
+    plotting.lds_contours(a, prop.mean, np.sqrt(prop.variance), path=out / "lds_contours.png")
+    return result
+
+
+def _v1_summary(z, stats) -> dict:
+    energy = z[:, 0] ** 2 + z[:, 1] ** 2
+    return {
+        "s_E": {"mean": float(stats.mean()), "sd": float(stats.std())},
+        "sigma_E2_plus_sigma_P2": {"mean": float(energy.mean()), "sd": float(energy.std()),
+                                   "cv": float(energy.std() / energy.mean())},
+        "corr_sigma_E2_sigma_P2": float(np.corrcoef(z[:, 0] ** 2, z[:, 1] ** 2)[0, 1]),
+        # s_E against sigma_E^2 + sigma_P^2 and against sigma_S, sigma_V (the paper: only the first matters)
+        "corr_s_E_with": {"sigma_E2_plus_sigma_P2": float(np.corrcoef(stats, energy)[0, 1]),
+                          "sigma_S": float(np.corrcoef(stats, z[:, 2])[0, 1]),
+                          "sigma_V": float(np.corrcoef(stats, z[:, 3])[0, 1])},
+        # a maximum-entropy distribution leaves a parameter the property ignores uniform on [0, 0.5]:
+        # mean 0.25, sd 0.144
+        "sigma_S": {"mean": float(z[:, 2].mean()), "sd": float(z[:, 2].std())},
+        "sigma_V": {"mean": float(z[:, 3].mean()), "sd": float(z[:, 3].std())},
+        "uniform_reference": {"mean": 0.25, "sd": 0.5 / np.sqrt(12)},
+    }
+
+
+def v1_variability(fits: dict, out: Path, key) -> dict:
+    """σ_E² + σ_P² against the E-variability target; σ_S, σ_V free."""
+    result, panels = {}, {}
+    for (model, dist, metrics), k in zip(fits.values(), jax.random.split(key, len(fits))):
+        prop = model.emergent_property(metrics["property"]["name"])
+        k_sample, k_stats = jax.random.split(k)
+        z = np.asarray(dist.sample(k_sample, 2000), np.float64)
+        stats = predictive_statistics(prop, k_stats, z, 100)[:, 0].astype(np.float64)
+        result[prop.name] = {"converged": metrics["converged"], "target": prop.mean[0], **_v1_summary(z, stats)}
+        panels[prop.name] = (z, stats)
+    plotting.v1_variability(panels, path=out / "v1_variability.png")
+    return result
+
+
+@dataclass(frozen=True)
+class Analysis:
+    fits: tuple[Fit, ...]
+    run: Callable
+    description: str
+
+
+ANALYSES = {
+    "lds-contours": Analysis((Fit("lds-2d", "oscillation-1Hz"),), lds_contours,
+                             "2-D LDS: EPI samples against the analytic contours of Re and Im of lambda1"),
+    "v1-variability": Analysis((Fit("v1-ssn", "E-variability-5Hz"), Fit("v1-ssn", "E-variability-10Hz")),
+                               v1_variability,
+                               "V1 SSN: sigma_E^2 + sigma_P^2 fixes E variability (5 and 10 Hz); sigma_S, sigma_V free"),
+}
+
+
+def run_analysis(name: str, *, out, seed: int = 0, max_epochs: int | None = None, progress: bool = True) -> dict:
+    """Run analysis ``name`` (see ``ANALYSES``); fits and ``analysis.json`` + figure under ``out``."""
+    if name not in ANALYSES:
+        raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(ANALYSES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    analysis = ANALYSES[name]
+    fits = {f.folder: fit_or_load(f, out, seed=seed, max_epochs=max_epochs, progress=progress)
+            for f in analysis.fits}
+    result = {"analysis": name, "description": analysis.description, "seed": seed,
+              "fits": {k: {"converged": m["converged"], "p_values": m["p_values"], "epoch": m["epoch"],
+                           "timings": m["timings"], "num_simulations": m["num_simulations"]}
+                       for k, (_, _, m) in fits.items()},
+              **analysis.run(fits, out, jax.random.key(seed + 1))}
+    (out / "analysis.json").write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,47 @@
+"""The EPI paper's analyses: resume from existing fits, the LDS contours, the V1 summary on known answers."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from neurosbi.emergent import run_epi
+from neurosbi.emergent_analyses import ANALYSES, _v1_summary, run_analysis
+from neurosbi.inference import EPIConfig, FlowSpec
+from neurosbi.models import LinearSystem2D
+
+
+def test_lds_contours_reuses_the_fit_and_finds_the_analytic_structure(tmp_path):
+    model = LinearSystem2D()
+    config = EPIConfig(batch_size=200, iterations_per_epoch=500, max_epochs=20, c0=1.0, beta=4.0, init_steps=500,
+                       flow=FlowSpec(hidden_units=20))
+    fit = ANALYSES["lds-contours"].fits[0]
+    first = run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
+                    progress=False)
+    assert first["converged"]
+    result = run_analysis("lds-contours", out=tmp_path, seed=0, progress=False)
+    # loaded, not refitted: the fit's record is the one written above
+    assert result["fits"][fit.folder]["timings"] == first["timings"]
+    assert json.loads((tmp_path / "analysis.json").read_text())["analysis"] == "lds-contours"
+    assert (tmp_path / "lds_contours.png").exists()
+    # Re λ1 = (a11 + a22)/2 held near 0 with sd 0.25 on a box of width 20: a11 and a22 anticorrelated
+    assert abs(result["re_lambda1"]["mean"]) < 0.1 and result["corr_a11_a22"] < -0.8
+    # Im λ1 = 2π needs −a12 a21 > 0: opposite signs, nearly always complex eigenvalues
+    assert result["fraction_complex"] > 0.95 and result["fraction_a12_a21_opposite_sign"] > 0.95
+    assert abs(result["im_lambda1"]["mean"] - 2 * np.pi) < 0.3
+
+
+def test_v1_summary_separates_what_drives_the_statistic_from_what_is_free():
+    z = np.asarray(jax.random.uniform(jax.random.key(0), (20_000, 4), maxval=0.5), np.float64)
+    stats = 40 * (z[:, 0] ** 2 + z[:, 1] ** 2)  # a statistic of sigma_E^2 + sigma_P^2 alone
+    s = _v1_summary(z, stats)
+    assert s["corr_s_E_with"]["sigma_E2_plus_sigma_P2"] == pytest.approx(1.0)
+    assert abs(s["corr_s_E_with"]["sigma_S"]) < 0.03 and abs(s["corr_s_E_with"]["sigma_V"]) < 0.03
+    assert s["sigma_S"]["sd"] == pytest.approx(0.5 / np.sqrt(12), rel=0.02)
+    assert s["sigma_E2_plus_sigma_P2"]["mean"] == pytest.approx(2 * 0.25 / 3, rel=0.02)  # E[σ²] = 0.5²/3
+
+
+def test_unknown_analysis_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="lds-contours"):
+        run_analysis("v2-variability", out=tmp_path)
