@@ -193,3 +193,16 @@ def test_bad_input_is_refused_with_the_fix(model):
         SCProAnti(optogenetic_gamma=1.5)
     with pytest.raises(ValueError, match="stimulus must be"):
         input_schedule("up")
+
+
+def test_common_noise_shares_trials_across_rows_and_keeps_the_accuracy(model):
+    """Common random numbers (the property's statistics): equal rows give equal accuracies, and the
+    accuracy estimate agrees with independent noise."""
+    theta = jnp.tile(jnp.asarray([BALANCED], jnp.float32), (3, 1))
+    shared = np.asarray(model.accuracy(jax.random.key(1), theta, common_noise=True))
+    np.testing.assert_allclose(shared, np.tile(shared[:1], (3, 1)), atol=1e-6)
+    a = np.mean([np.asarray(model.common_noise_accuracy(jax.random.key(10 + i), theta[:1])) for i in range(8)], 0)
+    b = np.asarray(model.accuracy(jax.random.key(2), jnp.tile(theta[:1], (8, 1)))).mean(0)
+    np.testing.assert_allclose(a[0], b, atol=0.05)  # 8 x 200 trials each: sd of the difference ~0.02
+    with pytest.raises(ValueError, match="one key"):
+        model.accuracy(jax.random.split(jax.random.key(0), 3), theta, common_noise=True)

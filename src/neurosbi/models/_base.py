@@ -420,7 +420,9 @@ class EmergentProperty:
     Attributes:
         name: a label (``"oscillation-1Hz"``).
         statistics: ``(key, z[batch, dim]) -> f[batch, k]``, pure JAX and differentiable in ``z``;
-            a stochastic model averages its trials inside (``simulations_per_z`` of them).
+            a stochastic model averages its trials inside (``simulations_per_z`` of them). The rows of
+            one call may share their trials' noise (common random numbers): ``fit_epi`` calls it with
+            independent keys for the two half-batches of its gradient.
         mean: the target mean of each statistic.
         variance: the target variance of each statistic (> 0).
         names: one name per statistic.
