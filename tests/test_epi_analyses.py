@@ -45,3 +45,26 @@ def test_v1_summary_separates_what_drives_the_statistic_from_what_is_free():
 def test_unknown_analysis_is_refused(tmp_path):
     with pytest.raises(ValueError, match="lds-contours"):
         run_analysis("v2-variability", out=tmp_path)
+
+
+@pytest.mark.heavy  # the frequency map simulates 41 x 41 x 20 circuits: ~30 s
+@pytest.mark.filterwarnings("ignore:EPI did not converge")  # a 30-step fit, only to exercise the analysis
+def test_stg_sensitivity_runs_on_a_small_fit_and_orients_the_directions(tmp_path):
+    from neurosbi.emergent_analyses import _signed
+    from neurosbi.models import STGHub
+
+    np.testing.assert_array_equal(_signed(np.array([0.6, -0.8]), 1), [-0.6, 0.8])
+    model = STGHub()
+    config = EPIConfig(batch_size=50, iterations_per_epoch=30, max_epochs=1, c0=1e5, beta=2.0, init_steps=200,
+                       test_batches=5, flow=FlowSpec(hidden_units=8))
+    fit = ANALYSES["stg-sensitivity"].fits[0]
+    run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
+            progress=False)
+    result = run_analysis("stg-sensitivity", out=tmp_path, seed=0, progress=False)
+    values = result["hessian_eigenvalues"]
+    assert len(values) == 2 and values[0] <= values[1]
+    v1, v2 = np.array(result["sensitive_direction_v1"]), np.array(result["robust_direction_v2"])
+    assert v1[1] >= 0 and v2[1] >= 0 and abs(v1 @ v2) < 1e-4  # orthonormal, shown with positive g_synA
+    w = np.array(result["perturbations"]["sensitive_v1"]["hub_frequency_Hz"])
+    assert w.shape == (9,) and np.all((w > 0.2) & (w < 0.8))  # between the slow and the fast rhythm
+    assert (tmp_path / "stg_sensitivity.png").exists()

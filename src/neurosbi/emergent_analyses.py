@@ -9,6 +9,9 @@ then measures what the paper reads off the distribution and writes ``analysis.js
   statistics: Re λ₁ = (a11 + a22)/2 and Im λ₁ = √(−a12 a21 − ((a11 − a22)/2)²).
 - ``v1-variability``: V1 noise stds for E variability of 5 Hz and 10 Hz: σ_E² + σ_P² is what the
   property fixes (a ring in the (σ_E, σ_P) plane, larger for 10 Hz), and σ_S, σ_V stay free.
+- ``stg-sensitivity``: the STG hub-frequency distribution's Hessian at its mode (published eigenvalues
+  −10.7 and −3.22), the hub frequency along equal steps in the sensitive and robust directions, and the
+  mean hub-frequency map over the box with the 0.55 ± 0.025 Hz contours.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import jax
 import numpy as np
 
 from . import plotting
+from . import priors as _priors
 from .emergent import epi_config_for, predictive_statistics, run_epi
 from .inference import load_epi
 from .models import Model, get
@@ -113,6 +117,50 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
     return result
 
 
+STG_PUBLISHED_EIGENVALUES = (-10.7, -3.22)  # Hessian of log q at the mode (Bittner et al. 2021, Fig. 1D)
+
+
+def _signed(v, index):
+    """``v`` with the sign that makes ``v[index]`` positive (eigenvectors have no sign of their own)."""
+    return v if v[index] >= 0 else -v
+
+
+def stg_sensitivity(fits: dict, out: Path, key) -> dict:
+    """STG hub frequency: sensitive and robust directions at the mode against the frequency map."""
+    (model, dist, metrics), = fits.values()
+    prop = model.emergent_property()
+    k_mode, k_grid, k_pert, k_sample = jax.random.split(key, 4)
+    mode = dist.mode(k_mode)
+    values, vectors = dist.sensitivity(mode)
+    v1, v2 = _signed(vectors[:, 0], 1), _signed(vectors[:, 1], 1)  # positive g_synA, as the paper draws them
+    freq = jax.jit(model.hub_frequency)
+    low, high = _priors.bounds(model.prior)
+    # mean hub frequency on a grid (the paper's error contours): 20 noise draws per point
+    g_el = np.linspace(low[0], high[0], 41)
+    g_syn = np.linspace(low[1], high[1], 41)
+    grid = np.stack(np.meshgrid(g_el, g_syn, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+    omega = np.mean([np.asarray(freq(k, grid))[:, 0] for k in jax.random.split(k_grid, 20)], 0).reshape(41, 41)
+    # equal steps from the mode along v1 and v2: the property should break only along v1
+    steps = np.linspace(-1.0, 1.0, 9)
+    along = {}
+    for label, v in (("sensitive_v1", v1), ("robust_v2", v2)):
+        pts = (mode[None] + steps[:, None] * v[None]).astype(np.float32)
+        pts = np.clip(pts, low, high)
+        w = np.mean([np.asarray(freq(k, pts))[:, 0] for k in jax.random.split(k_pert, 100)], 0)
+        along[label] = {"step_nS": steps.tolist(), "hub_frequency_Hz": w.tolist(),
+                        "max_abs_error_Hz": float(np.max(np.abs(w - prop.mean[0])))}
+    samples = np.asarray(dist.sample(k_sample, 2000))
+    result = {
+        "mode_nS": dict(zip(model.param_names, mode.tolist())),
+        "hessian_eigenvalues": values.tolist(), "published_eigenvalues": list(STG_PUBLISHED_EIGENVALUES),
+        "sensitive_direction_v1": v1.tolist(), "robust_direction_v2": v2.tolist(),
+        "perturbations": along,
+    }
+    plotting.stg_sensitivity(samples, g_el, g_syn, omega, mode, (v1, v2), values, prop.mean[0],
+                             np.sqrt(prop.variance[0]), path=out / "stg_sensitivity.png")
+    return result
+
+
 @dataclass(frozen=True)
 class Analysis:
     fits: tuple[Fit, ...]
@@ -126,6 +174,9 @@ ANALYSES = {
     "v1-variability": Analysis((Fit("v1-ssn", "E-variability-5Hz"), Fit("v1-ssn", "E-variability-10Hz")),
                                v1_variability,
                                "V1 SSN: sigma_E^2 + sigma_P^2 fixes E variability (5 and 10 Hz); sigma_S, sigma_V free"),
+    "stg-sensitivity": Analysis((Fit("stg-hub", "hub-0.55Hz"),), stg_sensitivity,
+                                "STG hub at 0.55 Hz: Hessian sensitive and robust directions at the mode "
+                                "(published eigenvalues -10.7, -3.22) against the hub-frequency map"),
 }
 
 

@@ -490,6 +490,25 @@ def v1_variability(panels: dict, *, path=None):
     return _finish(fig, path)
 
 
+def stg_sensitivity(samples, g_el, g_syn, omega, mode, directions, values, target, sd, *, path=None):
+    """STG: the mean hub-frequency map with the target ± sd contours, EPI samples, the mode, and the
+    sensitive (v1, solid) and robust (v2, dashed) directions, arrow length ∝ 1/√|eigenvalue|."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    mesh = ax.pcolormesh(g_el, g_syn, np.asarray(omega).T, cmap="viridis", shading="auto")
+    fig.colorbar(mesh, ax=ax, label="mean hub frequency (Hz)")
+    ax.contour(g_el, g_syn, np.asarray(omega).T, levels=[target - sd, target + sd], colors="w", linewidths=1)
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="k", alpha=0.25)
+    ax.plot(*mode, marker="*", ms=14, color="gold", mec="k")
+    for v, lam, ls in zip(directions, values[:2], ("-", "--")):
+        length = 0.6 / np.sqrt(abs(lam)) * np.sqrt(abs(values[0]))
+        ax.annotate("", xy=(mode[0] + length * v[0], mode[1] + length * v[1]), xytext=tuple(mode),
+                    arrowprops={"arrowstyle": "->", "color": "C3", "lw": 2, "ls": ls})
+    ax.set(xlabel="g_el (nS)", ylabel="g_synA (nS)",
+           title=f"hub {target} Hz: Hessian eigenvalues {values[0]:.3g} (v1), {values[1]:.3g} (v2)")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
