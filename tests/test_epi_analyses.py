@@ -68,3 +68,25 @@ def test_stg_sensitivity_runs_on_a_small_fit_and_orients_the_directions(tmp_path
     w = np.array(result["perturbations"]["sensitive_v1"]["hub_frequency_Hz"])
     assert w.shape == (9,) and np.all((w > 0.2) & (w < 0.8))  # between the slow and the fast rhythm
     assert (tmp_path / "stg_sensitivity.png").exists()
+
+
+@pytest.mark.heavy  # nine conditional mode searches and 27 accuracy profiles of 1,000 trials: ~1 min
+@pytest.mark.filterwarnings("ignore:EPI did not converge")  # a 30-step fit, only to exercise the analysis
+def test_sc_regimes_runs_on_a_small_fit(tmp_path):
+    from neurosbi.models import SCProAnti
+
+    model = SCProAnti(trials=20)
+    config = EPIConfig(batch_size=20, iterations_per_epoch=30, max_epochs=1, c0=100.0, beta=2.0, init_steps=200,
+                       test_batches=5, flow=FlowSpec(hidden_units=8))
+    fit = ANALYSES["sc-regimes"].fits[0]
+    run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
+            progress=False)
+    result = run_analysis("sc-regimes", out=tmp_path, seed=0, progress=False)
+    modes = result["modes"]
+    assert [m["sW"] for m in modes] == [1.0, 0.75, 0.5, 0.25, 0.0, -0.25, -0.5, -0.75, -1.0]
+    for m in modes:
+        assert m["mode"][0] == pytest.approx(m["sW"], abs=1e-6)  # the conditional mode keeps sW fixed
+        assert m["sensitive_direction_v1"][3] <= 0  # the paper's sign convention
+        assert np.all((np.array(m["along_v1"]) >= 0) & (np.array(m["along_v1"]) <= 1))
+    assert sorted(result["regime_1_sW"] + result["regime_2_sW"], reverse=True) == [m["sW"] for m in modes]
+    assert (tmp_path / "sc_regimes.png").exists()

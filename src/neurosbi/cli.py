@@ -204,7 +204,7 @@ def epi_cmd(
 
 @app.command("epi-analysis")
 def epi_analysis_cmd(
-    name: str = typer.Argument(..., help="lds-contours | v1-variability"),
+    name: str = typer.Argument(..., help="lds-contours | v1-variability | sc-regimes | stg-sensitivity"),
     out: Path = typer.Option(..., "--out", help="output folder (the EPI fits go in subfolders; existing fits are "
                              "reused, so an interrupted analysis resumes)"),
     seed: int = typer.Option(0, help="PRNG seed of the fits and of the analysis"),

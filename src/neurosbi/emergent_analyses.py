@@ -9,6 +9,9 @@ then measures what the paper reads off the distribution and writes ``analysis.js
   statistics: Re λ₁ = (a11 + a22)/2 and Im λ₁ = √(−a12 a21 − ((a11 − a22)/2)²).
 - ``v1-variability``: V1 noise stds for E variability of 5 Hz and 10 Hz: σ_E² + σ_P² is what the
   property fixes (a ring in the (σ_E, σ_P) plane, larger for 10 Hz), and σ_S, σ_V stay free.
+- ``sc-regimes``: the SC Pro/Anti distribution's conditional modes z*(sW) for sW = 1 … −1, the sensitivity
+  dimension v1 at each, and (p_P, p_A) along v1 and along the task and diag eigenmodes of W: regime 1
+  loses Anti accuracy on both sides of the mode along v1, regime 2 gains it with Pro accuracy.
 - ``stg-sensitivity``: the STG hub-frequency distribution's Hessian at its mode (published eigenvalues
   −10.7 and −3.22), the hub frequency along equal steps in the sensitive and robust directions, and the
   mean hub-frequency map over the box with the 0.55 ± 0.025 Hz contours.
@@ -161,6 +164,60 @@ def stg_sensitivity(fits: dict, out: Path, key) -> dict:
     return result
 
 
+SC_SW_GRID = tuple(np.round(np.arange(1.0, -1.01, -0.25), 2))  # the paper's conditional modes z*(sW)
+SC_STEPS = tuple(np.round(np.linspace(-1.0, 1.0, 9), 2))  # perturbation sizes along each direction
+
+
+def _sc_profile(accuracy, key, z0, direction) -> np.ndarray:
+    """(p_P, p_A) at z0 + t · direction for t in ``SC_STEPS``: ``[len(SC_STEPS), 2]``."""
+    pts = (np.asarray(z0)[None] + np.asarray(SC_STEPS)[:, None] * np.asarray(direction)[None]).astype(np.float32)
+    return np.asarray(accuracy(key, np.clip(pts, -5, 5)))
+
+
+def sc_regimes(fits: dict, out: Path, key) -> dict:
+    """SC Pro/Anti: conditional modes along sW, their sensitivity dimensions, and the accuracies along
+    the sensitivity dimension and along the task and diag eigenmodes of the connectivity."""
+    from .models.sc_proanti import MODES, SCProAnti
+
+    (model, dist, metrics), = fits.values()
+    accuracy = jax.jit(SCProAnti(trials=1000).accuracy)  # 1,000 trials per point for the profiles
+    eigen_directions = {name: MODES[:, i] / np.linalg.norm(MODES[:, i]) for i, name in
+                        enumerate(("all", "side", "task", "diag"))}
+    k_modes, k_prof, k_sample = jax.random.split(key, 3)
+    rows = []
+    for s_w, k_mode, k_p in zip(SC_SW_GRID, jax.random.split(k_modes, len(SC_SW_GRID)),
+                                jax.random.split(k_prof, len(SC_SW_GRID))):
+        z_star = dist.mode(k_mode, fixed={"sW": float(s_w)})
+        values, vectors = dist.sensitivity(z_star)
+        v1 = vectors[:, 0] if vectors[3, 0] <= 0 else -vectors[:, 0]  # negative hW element (the paper's choice)
+        kk = jax.random.split(k_p, 3)
+        along_v1 = _sc_profile(accuracy, kk[0], z_star, v1)
+        along_task = _sc_profile(accuracy, kk[1], z_star, eigen_directions["task"])
+        along_diag = _sc_profile(accuracy, kk[2], z_star, eigen_directions["diag"])
+        centre = len(SC_STEPS) // 2
+        p_a = along_v1[:, 1]
+        rows.append({
+            "sW": float(s_w), "mode": z_star.tolist(), "log_prob": float(dist.log_prob(z_star[None])[0]),
+            "hessian_eigenvalues": values.tolist(), "sensitive_direction_v1": v1.tolist(),
+            "accuracy_at_mode": along_v1[centre].tolist(),
+            "along_v1": along_v1.tolist(), "along_task": along_task.tolist(), "along_diag": along_diag.tolist(),
+            # regime 1 (paper): Anti accuracy falls on both sides of the mode along v1; regime 2: it rises
+            # with Pro accuracy on one side
+            "anti_drops_both_sides": bool(p_a[0] < p_a[centre] - 0.05 and p_a[-1] < p_a[centre] - 0.05),
+        })
+    v_first = np.asarray(rows[0]["sensitive_direction_v1"])
+    for r in rows:  # how far the sensitivity dimension has turned from that at sW = 1
+        r["cos_v1_to_first"] = float(abs(np.asarray(r["sensitive_direction_v1"]) @ v_first))
+    samples = np.asarray(dist.sample(k_sample, 5000))
+    result = {"steps": list(SC_STEPS), "modes": rows,
+              "regime_1_sW": [r["sW"] for r in rows if r["anti_drops_both_sides"]],
+              "regime_2_sW": [r["sW"] for r in rows if not r["anti_drops_both_sides"]],
+              "corr_sW_hW": {"sW > 0": float(np.corrcoef(*samples[samples[:, 0] > 0][:, [0, 3]].T)[0, 1]),
+                             "sW < 0": float(np.corrcoef(*samples[samples[:, 0] < 0][:, [0, 3]].T)[0, 1])}}
+    plotting.sc_regimes(samples, rows, list(SC_STEPS), path=out / "sc_regimes.png")
+    return result
+
+
 @dataclass(frozen=True)
 class Analysis:
     fits: tuple[Fit, ...]
@@ -174,6 +231,9 @@ ANALYSES = {
     "v1-variability": Analysis((Fit("v1-ssn", "E-variability-5Hz"), Fit("v1-ssn", "E-variability-10Hz")),
                                v1_variability,
                                "V1 SSN: sigma_E^2 + sigma_P^2 fixes E variability (5 and 10 Hz); sigma_S, sigma_V free"),
+    "sc-regimes": Analysis((Fit("sc-proanti", "accuracy-75"),), sc_regimes,
+                           "SC Pro/Anti at 75% accuracy: conditional modes along sW, sensitivity dimensions and the "
+                           "two regimes (Anti accuracy along v1, along the task and diag eigenmodes)"),
     "stg-sensitivity": Analysis((Fit("stg-hub", "hub-0.55Hz"),), stg_sensitivity,
                                 "STG hub at 0.55 Hz: Hessian sensitive and robust directions at the mode "
                                 "(published eigenvalues -10.7, -3.22) against the hub-frequency map"),

@@ -509,6 +509,31 @@ def stg_sensitivity(samples, g_el, g_syn, omega, mode, directions, values, targe
     return _finish(fig, path)
 
 
+def sc_regimes(samples, rows, steps, *, path=None):
+    """SC: the sW–hW marginal with the conditional modes z*(sW) and their sensitivity dimensions, and the
+    Anti accuracy along v1 and along the task eigenmode from each mode (colour: sW)."""
+    samples = np.asarray(samples)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    colours = plt.cm.coolwarm(np.linspace(1, 0, len(rows)))
+    ax = axes[0]
+    ax.scatter(samples[:, 0], samples[:, 3], s=2, c="0.6", alpha=0.3)
+    for r, col in zip(rows, colours):
+        z, v = np.asarray(r["mode"]), np.asarray(r["sensitive_direction_v1"])
+        ax.plot(z[0], z[3], "o", color=col, mec="k")
+        ax.annotate("", xy=(z[0] + 0.5 * v[0], z[3] + 0.5 * v[3]), xytext=(z[0], z[3]),
+                    arrowprops={"arrowstyle": "->", "color": col, "lw": 1.5})
+    ax.set(xlabel="sW", ylabel="hW", title="samples, modes z*(sW), sensitivity dimensions v1")
+    for ax, key, label in ((axes[1], "along_v1", "v1"), (axes[2], "along_task", "v_task")):
+        for r, col in zip(rows, colours):
+            prof = np.asarray(r[key])
+            ax.plot(steps, prof[:, 1], "-", color=col, label=f"sW = {r['sW']:g}")
+            ax.plot(steps, prof[:, 0], ":", color=col)
+        ax.set(xlabel=f"step along {label}", ylabel="accuracy (solid: Anti, dotted: Pro)", ylim=(0, 1))
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
