@@ -106,15 +106,27 @@ def _v1_summary(z, stats) -> dict:
     }
 
 
+V1_SIGMA_P_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+
 def v1_variability(fits: dict, out: Path, key) -> dict:
     """σ_E² + σ_P² against the E-variability target; σ_S, σ_V free."""
     result, panels = {}, {}
     for (model, dist, metrics), k in zip(fits.values(), jax.random.split(key, len(fits))):
         prop = model.emergent_property(metrics["property"]["name"])
-        k_sample, k_stats = jax.random.split(k)
+        k_sample, k_stats, k_modes = jax.random.split(k, 3)
         z = np.asarray(dist.sample(k_sample, 2000), np.float64)
         stats = predictive_statistics(prop, k_stats, z, 100)[:, 0].astype(np.float64)
-        result[prop.name] = {"converged": metrics["converged"], "target": prop.mean[0], **_v1_summary(z, stats)}
+        modes = []  # the paper's Fig. 3E: modes z*(σ_P) along σ_P and the sensitivity dimension at each
+        for s_p, km in zip(V1_SIGMA_P_GRID, jax.random.split(k_modes, len(V1_SIGMA_P_GRID))):
+            z_star = dist.mode(km, fixed={"sigma_P": s_p})
+            values, vectors = dist.sensitivity(z_star)
+            v1 = vectors[:, 0] if vectors[0, 0] >= 0 else -vectors[:, 0]  # positive σ_E, as the paper draws it
+            modes.append({"sigma_P": s_p, "mode": z_star.tolist(),
+                          "sigma_E2_plus_sigma_P2": float(z_star[0] ** 2 + z_star[1] ** 2),
+                          "hessian_eigenvalues": values.tolist(), "sensitive_direction_v1": v1.tolist()})
+        result[prop.name] = {"converged": metrics["converged"], "target": prop.mean[0], **_v1_summary(z, stats),
+                             "modes_along_sigma_P": modes}
         panels[prop.name] = (z, stats)
     plotting.v1_variability(panels, path=out / "v1_variability.png")
     return result
