@@ -127,7 +127,7 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
                           "hessian_eigenvalues": values.tolist(), "sensitive_direction_v1": v1.tolist()})
         result[prop.name] = {"converged": metrics["converged"], "target": prop.mean[0], **_v1_summary(z, stats),
                              "modes_along_sigma_P": modes}
-        panels[prop.name] = (z, stats)
+        panels[prop.name] = (z, stats, np.array([m["mode"] for m in modes]))
     plotting.v1_variability(panels, path=out / "v1_variability.png")
     return result
 

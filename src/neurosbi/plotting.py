@@ -466,13 +466,15 @@ def lds_contours(a, mean, sd, *, path=None):
 
 
 def v1_variability(panels: dict, *, path=None):
-    """V1 EPI samples per property: (σ_E, σ_P) coloured by s_E with the circle σ_E² + σ_P² = its mean, and
+    """V1 EPI samples per property ``{name: (z, s_E, modes along σ_P)}``: (σ_E, σ_P) with the conditional
+    modes (stars) and the circle σ_E² + σ_P² = its mean, s_E against σ_E² + σ_P², and
     the σ_S and σ_V marginals against the uniform density a property that ignores them leaves."""
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
     theta = np.linspace(0, np.pi / 2, 100)
-    for k, (name, (z, stats)) in enumerate(panels.items()):
+    for k, (name, (z, stats, modes)) in enumerate(panels.items()):
         z = np.asarray(z)
         axes[0].scatter(z[:, 0], z[:, 1], s=3, c=f"C{k}", alpha=0.4, label=name)
+        axes[0].plot(modes[:, 0], modes[:, 1], "*", color=f"C{k}", mec="k", ms=10)
         radius = np.sqrt(np.mean(z[:, 0] ** 2 + z[:, 1] ** 2))
         axes[0].plot(radius * np.cos(theta), radius * np.sin(theta), color=f"C{k}", lw=2)
         axes[1].scatter(z[:, 0] ** 2 + z[:, 1] ** 2, stats, s=3, c=f"C{k}", alpha=0.4, label=name)
@@ -480,7 +482,7 @@ def v1_variability(panels: dict, *, path=None):
             axes[2].hist(z[:, j], bins=25, range=(0, 0.5), density=True, histtype="step", color=f"C{k}", ls=ls,
                          lw=1.5, label=f"{name}: σ_{'SV'[j - 2]}")
     axes[0].set(xlabel="σ_E", ylabel="σ_P", xlim=(0, 0.5), ylim=(0, 0.5), aspect="equal",
-                title="samples; lines: σ_E² + σ_P² = its mean")
+                title="samples, modes z*(σ_P); lines: σ_E² + σ_P² = mean")
     axes[0].legend(fontsize=8, markerscale=4)
     axes[1].set(xlabel="σ_E² + σ_P²", ylabel="s_E (Hz), trial mean", title="E variability against σ_E² + σ_P²")
     axes[2].axhline(2.0, color="k", lw=1, label="uniform on [0, 0.5]")
