@@ -128,6 +128,18 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
         result[prop.name] = {"converged": metrics["converged"], "target": prop.mean[0], **_v1_summary(z, stats),
                              "modes_along_sigma_P": modes}
         panels[prop.name] = (z, stats, np.array([m["mode"] for m in modes]))
+    # s_E² against the four σ²: in the simplified linear model (τ = τ_noise) the variance is a quadratic
+    # form in σ, so the level sets are ellipsoids; the weights say which inputs matter
+    z_all = np.concatenate([p[0] for p in panels.values()])
+    s_all = np.concatenate([p[1] for p in panels.values()])
+    design = np.column_stack([np.ones(len(z_all)), z_all**2])
+    coef, *_ = np.linalg.lstsq(design, s_all**2, rcond=None)
+    fitted = design @ coef
+    result["quadratic_fit"] = {
+        "model": "s_E^2 = c0 + c_E sigma_E^2 + c_P sigma_P^2 + c_S sigma_S^2 + c_V sigma_V^2 (both properties' samples)",
+        "coefficients": dict(zip(("c0", "c_E", "c_P", "c_S", "c_V"), coef.tolist())),
+        "r2": float(1 - np.sum((s_all**2 - fitted) ** 2) / np.sum((s_all**2 - np.mean(s_all**2)) ** 2)),
+    }
     plotting.v1_variability(panels, path=out / "v1_variability.png")
     return result
 
