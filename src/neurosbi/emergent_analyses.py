@@ -38,18 +38,17 @@ NUM_SAMPLES = 5000
 
 @dataclass(frozen=True)
 class Fit:
-    """One EPI fit an analysis needs: a registered model (with options) and one of its properties."""
+    """One EPI fit an analysis needs: a registered model (default options) and one of its properties."""
 
     model: str
     prop: str
-    options: tuple = ()
 
     @property
     def folder(self) -> str:
         return f"{self.model}_{self.prop}"
 
     def build(self) -> Model:
-        return get(self.model, **dict(self.options))
+        return get(self.model)
 
 
 def fit_or_load(fit: Fit, out: Path, *, seed: int, max_epochs: int | None = None, progress: bool = True):
@@ -68,14 +67,12 @@ def lds_contours(fits: dict, out: Path, key) -> dict:
     """Analytic contours of the LDS statistics against EPI samples."""
     (model, dist, metrics), = fits.values()
     a = np.asarray(dist.sample(key, NUM_SAMPLES), np.float64)
-    half_trace = (a[:, 0] + a[:, 3]) / 2
-    under_root = -a[:, 1] * a[:, 2] - ((a[:, 0] - a[:, 3]) / 2) ** 2
-    imag = np.sqrt(np.maximum(under_root, 0))
+    re, imag = np.asarray(model.simulate_features(key, a.astype(np.float32)), np.float64).T  # closed form
     prop = model.emergent_property()
     result = {
         "converged": metrics["converged"],
-        "fraction_complex": float(np.mean(under_root > 0)),
-        "re_lambda1": {"mean": float(half_trace.mean()), "sd": float(half_trace.std()),
+        "fraction_complex": float(np.mean(imag > 0)),
+        "re_lambda1": {"mean": float(re.mean()), "sd": float(re.std()),
                        "target_mean": prop.mean[0], "target_sd": float(np.sqrt(prop.variance[0]))},
         "im_lambda1": {"mean": float(imag.mean()), "sd": float(imag.std()),
                        "target_mean": prop.mean[1], "target_sd": float(np.sqrt(prop.variance[1]))},
@@ -83,7 +80,7 @@ def lds_contours(fits: dict, out: Path, key) -> dict:
         "corr_a12_a21": float(np.corrcoef(a[:, 1], a[:, 2])[0, 1]),
         "fraction_a12_a21_opposite_sign": float(np.mean(a[:, 1] * a[:, 2] < 0)),
     }
-    plotting.lds_contours(a, prop.mean, np.sqrt(prop.variance), path=out / "lds_contours.png")
+    plotting.lds_contours(a, re, imag, prop.mean, np.sqrt(prop.variance), path=out / "lds_contours.png")
     return result
 
 

@@ -429,13 +429,11 @@ def epi_predictive(stats, names, mean, variance, *, path=None):
     return _finish(fig, path)
 
 
-def lds_contours(a, mean, sd, *, path=None):
-    """2-D LDS EPI samples ``a = [a11, a12, a21, a22]`` against the analytic contours of λ₁:
-    (a11, a22) coloured by Re λ₁ = (a11 + a22)/2 with the lines Re λ₁ = target ± sd, and (a12, a21)
-    coloured by Im λ₁ with the hyperbolas Im λ₁ = target ± sd at a11 = a22."""
+def lds_contours(a, re, im, mean, sd, *, path=None):
+    """2-D LDS EPI samples ``a = [a11, a12, a21, a22]`` (their Re and Im λ₁ given) against the analytic
+    contours of λ₁: (a11, a22) coloured by Re λ₁ with the lines (a11 + a22)/2 = target ± sd, and (a12, a21)
+    coloured by Im λ₁ with the hyperbolas √(−a12 a21) = target ± sd (the contours at a11 = a22)."""
     a = np.asarray(a)
-    re = (a[:, 0] + a[:, 3]) / 2
-    im = np.sqrt(np.maximum(-a[:, 1] * a[:, 2] - ((a[:, 0] - a[:, 3]) / 2) ** 2, 0))
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
     ax = axes[0]
     sc = ax.scatter(a[:, 0], a[:, 3], c=re, s=3, cmap="coolwarm", vmin=mean[0] - 3 * sd[0], vmax=mean[0] + 3 * sd[0])
