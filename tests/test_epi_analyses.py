@@ -12,13 +12,18 @@ from neurosbi.inference import EPIConfig, FlowSpec
 from neurosbi.models import LinearSystem2D
 
 
+def _fit_in_place(analysis, model, out, **config):
+    """Run EPI with a small ``config`` into the folder ``analysis`` reads its (first) fit from: its metrics
+    and the ``Fit``."""
+    fit = ANALYSES[analysis].fits[0]
+    metrics = run_epi(model, out=out / fit.folder, prop=model.emergent_property(), seed=0,
+                      config=EPIConfig(**config), progress=False)
+    return metrics, fit
+
+
 def test_lds_contours_reuses_the_fit_and_finds_the_analytic_structure(tmp_path):
-    model = LinearSystem2D()
-    config = EPIConfig(batch_size=200, iterations_per_epoch=500, max_epochs=20, c0=1.0, beta=4.0, init_steps=500,
-                       flow=FlowSpec(hidden_units=20))
-    fit = ANALYSES["lds-contours"].fits[0]
-    first = run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
-                    progress=False)
+    first, fit = _fit_in_place("lds-contours", LinearSystem2D(), tmp_path, batch_size=200, iterations_per_epoch=500,
+                               max_epochs=20, c0=1.0, beta=4.0, init_steps=500, flow=FlowSpec(hidden_units=20))
     assert first["converged"]
     result = run_analysis("lds-contours", out=tmp_path, seed=0, progress=False)
     # loaded, not refitted: the fit's record is the one written above
@@ -54,12 +59,8 @@ def test_stg_sensitivity_runs_on_a_small_fit_and_orients_the_directions(tmp_path
     from neurosbi.models import STGHub
 
     np.testing.assert_array_equal(_signed(np.array([0.6, -0.8]), 1), [-0.6, 0.8])
-    model = STGHub()
-    config = EPIConfig(batch_size=50, iterations_per_epoch=30, max_epochs=1, c0=1e5, beta=2.0, init_steps=200,
-                       test_batches=5, flow=FlowSpec(hidden_units=8))
-    fit = ANALYSES["stg-sensitivity"].fits[0]
-    run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
-            progress=False)
+    _fit_in_place("stg-sensitivity", STGHub(), tmp_path, batch_size=50, iterations_per_epoch=30, max_epochs=1,
+                  c0=1e5, beta=2.0, init_steps=200, test_batches=5, flow=FlowSpec(hidden_units=8))
     result = run_analysis("stg-sensitivity", out=tmp_path, seed=0, progress=False)
     values = result["hessian_eigenvalues"]
     assert len(values) == 2 and values[0] <= values[1]
@@ -75,12 +76,8 @@ def test_stg_sensitivity_runs_on_a_small_fit_and_orients_the_directions(tmp_path
 def test_sc_regimes_runs_on_a_small_fit(tmp_path):
     from neurosbi.models import SCProAnti
 
-    model = SCProAnti(trials=20)
-    config = EPIConfig(batch_size=20, iterations_per_epoch=30, max_epochs=1, c0=100.0, beta=2.0, init_steps=200,
-                       test_batches=5, flow=FlowSpec(hidden_units=8))
-    fit = ANALYSES["sc-regimes"].fits[0]
-    run_epi(model, out=tmp_path / fit.folder, prop=model.emergent_property(), seed=0, config=config,
-            progress=False)
+    _fit_in_place("sc-regimes", SCProAnti(trials=20), tmp_path, batch_size=20, iterations_per_epoch=30,
+                  max_epochs=1, c0=100.0, beta=2.0, init_steps=200, test_batches=5, flow=FlowSpec(hidden_units=8))
     result = run_analysis("sc-regimes", out=tmp_path, seed=0, progress=False)
     modes = result["modes"]
     assert [m["sW"] for m in modes] == [1.0, 0.75, 0.5, 0.25, 0.0, -0.25, -0.5, -0.75, -1.0]

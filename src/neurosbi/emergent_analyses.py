@@ -63,6 +63,12 @@ def fit_or_load(fit: Fit, out: Path, *, seed: int, max_epochs: int | None = None
     return model, load_epi(folder / "distribution"), metrics
 
 
+def _signed(v, index, positive: bool = True):
+    """``v`` with the sign that makes ``v[index]`` positive (or negative): eigenvectors have no sign of
+    their own, the paper fixes one per figure."""
+    return v if (v[index] >= 0) == positive else -v
+
+
 def lds_contours(fits: dict, out: Path, key) -> dict:
     """Analytic contours of the LDS statistics against EPI samples."""
     (model, dist, metrics), = fits.values()
@@ -118,7 +124,7 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
         for s_p, km in zip(V1_SIGMA_P_GRID, jax.random.split(k_modes, len(V1_SIGMA_P_GRID))):
             z_star = dist.mode(km, fixed={"sigma_P": s_p})
             values, vectors = dist.sensitivity(z_star)
-            v1 = vectors[:, 0] if vectors[0, 0] >= 0 else -vectors[:, 0]  # positive σ_E, as the paper draws it
+            v1 = _signed(vectors[:, 0], 0)  # positive σ_E, as the paper draws it
             modes.append({"sigma_P": s_p, "mode": z_star.tolist(),
                           "sigma_E2_plus_sigma_P2": float(z_star[0] ** 2 + z_star[1] ** 2),
                           "hessian_eigenvalues": values.tolist(), "sensitive_direction_v1": v1.tolist()})
@@ -142,11 +148,6 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
 
 
 STG_PUBLISHED_EIGENVALUES = (-10.7, -3.22)  # Hessian of log q at the mode (Bittner et al. 2021, Fig. 1D)
-
-
-def _signed(v, index):
-    """``v`` with the sign that makes ``v[index]`` positive (eigenvectors have no sign of their own)."""
-    return v if v[index] >= 0 else -v
 
 
 def stg_sensitivity(fits: dict, out: Path, key) -> dict:
@@ -210,7 +211,7 @@ def sc_regimes(fits: dict, out: Path, key) -> dict:
                                 jax.random.split(k_prof, len(SC_SW_GRID))):
         z_star = dist.mode(k_mode, fixed={"sW": float(s_w)})
         values, vectors = dist.sensitivity(z_star)
-        v1 = vectors[:, 0] if vectors[3, 0] <= 0 else -vectors[:, 0]  # negative hW element (the paper's choice)
+        v1 = _signed(vectors[:, 0], 3, positive=False)  # negative hW element (the paper's choice)
         kk = jax.random.split(k_p, 3)
         along_v1 = _sc_profile(accuracy, kk[0], z_star, v1)
         along_task = _sc_profile(accuracy, kk[1], z_star, eigen_directions["task"])

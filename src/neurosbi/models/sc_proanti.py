@@ -45,8 +45,8 @@ independent trials per condition (200 in the paper),
 Emergent property ``"accuracy-75"``: E[p_P] = E[p_A] = 0.75, Var = 0.075² each. Its statistics use
 common random numbers: the parameters of one call share the same ``trials`` noise realisations.
 Each row's accuracy is still the mean of ``trials`` independent trials (unbiased, same variance), but
-one call draws 200 × 2 × 75 × 4 Gaussians instead of that times the batch: drawing them was two thirds
-of an EPI step with n = 100 (0.42 s against 0.23 s for the gradient on 2 cores). ``fit_epi`` evaluates
+one call draws 200 × 2 × 75 × 4 Gaussians instead of that times the batch, which halves an EPI step
+with n = 100 (0.25 s → 0.13 s for the gradient on 2 cores, ``benchmarks/epi_step_cost.py``). ``fit_epi`` evaluates
 its two half-batches with independent keys, which keeps its gradient of ‖R‖² unbiased; the convergence
 test's batch means vary more (the shared noise does not average out over the batch), so the test is
 valid and slightly more lenient than with independent noise. ``accuracy(key, z)`` keeps independent
