@@ -1,5 +1,8 @@
 """Estimators: each returns a distribution (sample / log_prob) or a point estimate."""
 
+from .abc import ABCPopulation as ABCPopulation
+from .abc import ABCResult as ABCResult
+from .abc import smc_abc as smc_abc
 from .embedding import DeepSet as DeepSet
 from .embedding import FeatureMLP as FeatureMLP
 from .embedding import TraceCNN as TraceCNN
