@@ -204,6 +204,8 @@ def smc_abc(
                     kept_logw.append(np.asarray(lw)[accept])
                 n_acc += int(accept.sum())
                 bar.update(task, completed=min(n_acc, population_size))
+                if n_acc >= population_size:
+                    break
                 total = sum(p.num_simulations for p in populations) + n_sim
                 if n_sim >= 10 * batch and n_acc / n_sim < min_acceptance_rate:
                     stopped = f"acceptance rate {n_acc / n_sim:.2e} below min_acceptance_rate {min_acceptance_rate}"
@@ -211,9 +213,8 @@ def smc_abc(
                     stopped = f"max_simulations ({max_simulations}) spent"
                 elif max_seconds is not None and time.perf_counter() - start >= max_seconds:
                     stopped = f"max_seconds ({max_seconds}) spent"
-                if stopped and n_acc < population_size:
+                if stopped:
                     break
-                stopped = None
             if stopped:
                 stop_reason = stopped
                 populations.append(ABCPopulation(t, float(epsilon), n_sim, n_invalid, n_outside,
