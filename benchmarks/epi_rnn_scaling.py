@@ -152,27 +152,23 @@ def summarise_method(runs: list[dict], epi: bool) -> dict:
     for n in sorted({r["neurons"] for r in runs}):
         rows = [r for r in runs if r["neurons"] == n]
         t = np.array([r["seconds_to_convergence"] for r in rows if r["converged"]], float)
-        if not epi:
-            out[str(n)] = {
-                "runs": len(rows), "converged": int(t.size),
-                "seconds_mean": float(t.mean()) if t.size else None,
-                "seconds_std": float(t.std()) if t.size else None,
-                "simulations_mean": float(np.mean([r["simulations_to_convergence"] for r in rows if r["converged"]]))
-                if t.size else None,
-                "unconverged_seconds_spent": [r["seconds_spent"] for r in rows if not r["converged"]],
-            }
-            continue
-        out[str(n)] = {
-            "runs": len(rows), "converged": int(sum(r["converged"] for r in rows)),
+        row = {
+            "runs": len(rows), "converged": int(t.size),
             "seconds_mean": float(t.mean()) if t.size else None, "seconds_std": float(t.std()) if t.size else None,
             "simulations_mean": float(np.mean([r["simulations_to_convergence"] for r in rows if r["converged"]]))
             if t.size else None,
-            "predictive_mean_seconds_mean": float(np.mean([r["predictive_mean_seconds"] for r in rows
-                                                           if r["predictive_mean_seconds"] is not None])),
-            "published_seconds_mean_std": PUBLISHED.get(n),
-            "goal_seconds": GOALS.get(n),
-            "goal_met": None if n not in GOALS or not t.size else bool(t.mean() <= GOALS[n] and len(t) == len(rows)),
         }
+        if epi:
+            row.update({
+                "predictive_mean_seconds_mean": float(np.mean([r["predictive_mean_seconds"] for r in rows
+                                                               if r["predictive_mean_seconds"] is not None])),
+                "published_seconds_mean_std": PUBLISHED.get(n),
+                "goal_seconds": GOALS.get(n),
+                "goal_met": None if n not in GOALS or not t.size else bool(t.mean() <= GOALS[n] and t.size == len(rows)),
+            })
+        else:
+            row["unconverged_seconds_spent"] = [r["seconds_spent"] for r in rows if not r["converged"]]
+        out[str(n)] = row
     return out
 
 
@@ -191,12 +187,15 @@ def figure(summaries: dict, path: Path) -> None:
                 marker="o", label="neurosbi EPI, full convergence")
     ax.plot([4 * n for n in ns], [s["predictive_mean_seconds_mean"] for s in ours], marker="o", ls=":",
             label="neurosbi EPI, predictive mean within 0.5")
-    for method, marker in (("snpe", "^"), ("smc-abc", "v")):
+    axes[1].plot([4 * n for n in ns], [s["simulations_mean"] for s in ours], marker="o", label="EPI, full convergence")
+    for method, marker, color in (("snpe", "^", "tab:purple"), ("smc-abc", "v", "tab:green")):
         part = summaries.get(method, {})
         done = sorted(int(n) for n in part if part[n]["converged"])
         if done:
             ax.errorbar([4 * n for n in done], [part[str(n)]["seconds_mean"] for n in done],
-                        [part[str(n)]["seconds_std"] for n in done], marker=marker, label=f"neurosbi {method}")
+                        [part[str(n)]["seconds_std"] for n in done], marker=marker, color=color, label=f"neurosbi {method}")
+            axes[1].plot([4 * n for n in done], [part[str(n)]["simulations_mean"] for n in done], marker=marker,
+                         color=color, label=method)
         failed = sorted(int(n) for n in part if part[n]["converged"] < part[n]["runs"])
         if failed:
             ax.scatter([4 * n for n in failed], [max(part[str(n)]["unconverged_seconds_spent"]) for n in failed],
@@ -210,13 +209,6 @@ def figure(summaries: dict, path: Path) -> None:
            title="Rank-2 RNN, stable amplification (x: unconverged at budget)")
     ax.legend(fontsize=7)
     ax = axes[1]
-    ax.plot([4 * n for n in ns], [s["simulations_mean"] for s in ours], marker="o", label="EPI, full convergence")
-    for method, marker in (("snpe", "^"), ("smc-abc", "v")):
-        part = summaries.get(method, {})
-        done = sorted(int(n) for n in part if part[n]["converged"])
-        if done:
-            ax.plot([4 * n for n in done], [part[str(n)]["simulations_mean"] for n in done], marker=marker,
-                    label=method)
     ax.set(xscale="log", yscale="log", xlabel="|z| = 4N", ylabel="simulations to convergence")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -279,7 +279,7 @@ def sequential_npe(
                            f"{screened}); excluded from training")
         atoms = num_atoms if (method == "apt" and r > 0) else None
         init = posterior if (warm_start and posterior_round == r - 1) else None
-        identity = _training_identity(thetas, valids, k_train, method=method, config=config or NPEConfig(),
+        identity = _training_identity(thetas, valids, k_train, method=method, config=config,
                                       num_atoms=atoms, restrict=restrict, restrict_keep=restrict_keep,
                                       embedding=None if embedding is None else type(embedding).__name__,
                                       warm_start=init is not None)
