@@ -25,6 +25,7 @@ is one compiled ``lax.scan`` over Adam steps, so Python only runs between epochs
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ from .. import priors as _priors
 from .._errors import TrainingError
 from ..models._base import EmergentProperty
 from .epi_distribution import EPIDistribution, EPIHistory, FlowSpec, build_flow
+
+# one INFO line per epoch: a run whose output goes to a file (a cluster job) shows its progress there,
+# where rich's bar writes nothing until the run ends
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -311,8 +316,10 @@ def fit_epi(
                     first_converged, t_converged = ep, elapsed
                 if best is None or entropy > best[0]:
                     best = (entropy, params, ep)
-            bar.update(task, advance=1, info=f"epoch {ep} H {entropy:.3f} |R|² {norms.mean():.2e} c {c:.1e} "
-                                             f"min p {pvals.min():.3f}{' converged' if ok else ''}")
+            line = (f"epoch {ep} H {entropy:.3f} |R|² {norms.mean():.2e} c {c:.1e} min p {pvals.min():.3f}"
+                    f"{' converged' if ok else ''}")
+            bar.update(task, advance=1, info=line)
+            logger.info("%s (%.0f s)", line, elapsed)
     converged = best is not None
     if not converged:
         warnings.warn(f"EPI did not converge in {history.epoch[-1]} epochs; the last epoch's distribution is "
