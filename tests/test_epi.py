@@ -1,6 +1,8 @@
 """Emergent property inference: closed-form maximum-entropy answers, the convergence test, the flow's
 Hessian, the circuit models' statistics against direct eigensolvers, persistence."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -123,13 +125,18 @@ def test_initial_gaussian_follows_the_published_rule():
     np.testing.assert_allclose(std, [1, 1, 1, 1])
 
 
-def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied():
+def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied(caplog):
     model = LinearSystem2D()
     prop = model.emergent_property()
     config = EPIConfig(batch_size=200, iterations_per_epoch=500, max_epochs=20, c0=1.0, beta=4.0, init_steps=500,
                        flow=FlowSpec(hidden_units=20))
-    dist = fit_epi(model, prop, key=jax.random.key(0), config=config, progress=False)
+    with caplog.at_level(logging.INFO, logger="neurosbi.inference.epi"):
+        dist = fit_epi(model, prop, key=jax.random.key(0), config=config, progress=False)
     assert dist.info["converged"]
+    # one log line per epoch, the last one marked converged (progress for runs writing to a file)
+    lines = [r.getMessage() for r in caplog.records if r.name == "neurosbi.inference.epi"]
+    assert len(lines) == dist.info["history"]["epoch"][-1]
+    assert lines[-1].startswith(f"epoch {len(lines)} ") and "converged" in lines[-1]
     z = dist.sample(jax.random.key(1), 20_000)
     f = np.asarray(model.simulate_features(jax.random.key(2), z), np.float64)  # closed-form eigenvalues
     np.testing.assert_allclose(f.mean(0), prop.mean, atol=0.1)
