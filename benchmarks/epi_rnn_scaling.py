@@ -13,8 +13,8 @@ Simulations are counted as the paper does (batch × iterations; the test batches
 
 Sequential NPE with the paper's settings (SNPE-C / APT, MAF with 3 transforms of 50 units, 100 atoms,
 batch 200 (1,000 at N = 100), sbi's Adam (5e-4, gradients clipped at 5, no decay), training stopped
-after 10 epochs without improvement; 1,000 simulations
-per round for N < 50, 25,000 at N = 50, 250,000 at N = 100; at most 50 rounds), converged after the first
+after 10 epochs without improvement; 1,000 simulations per round for N < 50, 25,000 at N = 50, 250,000
+at N = 100; at most 50 rounds), converged after the first
 round whose predictive mean (1,000 posterior draws at x_o = (0.5, 1.5), simulated) lies within 0.5 of
 x_o. SMC-ABC with the paper's pyabc settings (population 1,000, ‖x − x_o‖₂, median tolerances, Silverman
 kernel, minimum ε = 0.5, at most 200 populations), converged when a population completes at ε = 0.5.
