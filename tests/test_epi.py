@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neurosbi.inference import EPIConfig, FlowSpec, convergence_test, fit_epi, load_epi
-from neurosbi.inference.epi import fit_to_gaussian, initial_gaussian, penalty_should_grow
+from neurosbi.inference.epi import abc_initial_gaussian, fit_to_gaussian, initial_gaussian, penalty_should_grow
 from neurosbi.inference.epi_distribution import BoxSupport, EPIDistribution, build_flow
 from neurosbi.models import EmergentProperty, LinearSystem2D, RankTwoRNN
 
@@ -123,6 +123,34 @@ def test_initial_gaussian_follows_the_published_rule():
     mean, std = initial_gaussian([-1, 0, -np.inf, -np.inf], [3, np.inf, 2, np.inf])
     np.testing.assert_allclose(mean, [1, 2, 0, 0])
     np.testing.assert_allclose(std, [1, 1, 1, 1])
+
+
+def test_abc_initial_gaussian_is_the_moments_of_the_accepted_box_draws():
+    # f(z) = z in [-5, 5]², target 1 ± 0.5 and -2 ± 1: kept draws are uniform on [0.5, 1.5] x [-3, -1],
+    # whose mean is the target and whose std is half-width / sqrt(3)
+    prop = EmergentProperty("p", lambda k, z: z, mean=(1.0, -2.0), variance=(0.25, 1.0))
+    mean, std, kept = abc_initial_gaussian(prop, [-5, -5], [5, 5], jax.random.key(0), num=40_000)
+    assert 700 < kept < 900  # a share (1/10)(2/10) = 0.02 of the box: 800 of 40,000
+    np.testing.assert_allclose(mean, [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(std, [0.5 / np.sqrt(3), 1 / np.sqrt(3)], rtol=0.1)
+    with pytest.raises(ValueError, match="finite bounds"):
+        abc_initial_gaussian(prop, [-5, -np.inf], [5, 5], jax.random.key(0))
+    far = EmergentProperty("p", lambda k, z: z, mean=(9.0, 9.0), variance=(0.01, 0.01))
+    with pytest.raises(ValueError, match="kept 0 of"):
+        abc_initial_gaussian(far, [-5, -5], [5, 5], jax.random.key(0), num=100)
+    with pytest.raises(ValueError, match="init must be"):
+        EPIConfig(init="prior")
+
+
+def test_fit_epi_starts_from_the_abc_gaussian_and_counts_its_simulations():
+    prop = EmergentProperty("p", lambda k, z: z, mean=(1.0,), variance=(0.25,))
+    config = EPIConfig(batch_size=20, iterations_per_epoch=1, max_epochs=1, test_batches=2, init_steps=300,
+                       init="abc", abc_simulations=2000, flow=FlowSpec(hidden_units=8))
+    dist = fit_epi(None, prop, key=jax.random.key(0), config=config, bounds=([-5.0], [5.0]), progress=False)
+    z = np.asarray(dist.sample(jax.random.key(1), 4000))
+    # the ABC Gaussian (1, 0.29) after a short fit, far from the box's (0, 2.5)
+    assert abs(z.mean() - 1.0) < 0.1 and 0.2 < z.std() < 0.6
+    assert dist.info["history"]["num_simulations"][0] == 2000 + 2 * 20
 
 
 def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied(caplog):

@@ -167,6 +167,9 @@ def epi_cmd(
     batch_size: Optional[int] = typer.Option(None, help="parameters per step [default: the paper's per model]"),
     c0: Optional[float] = typer.Option(None, help="initial penalty c [default: the paper's per model]"),
     init_steps: Optional[int] = typer.Option(None, help="steps fitting the initial Gaussian [default: 2000]"),
+    init: Optional[str] = typer.Option(None, help="initial Gaussian: 'box' (the box's centre, a quarter of its "
+                                       "width) or 'abc' (fitted to uniform draws within one target std of the "
+                                       "property) [default: the paper's per model; abc for stg-hub]"),
     extra_epochs: Optional[int] = typer.Option(None, "--epochs-after-convergence",
                                                help="epochs run after the first converged one, to choose the "
                                                "converged epoch of greatest entropy [default: 0]"),
@@ -186,7 +189,7 @@ def epi_cmd(
         m = _model(model, num_neurons=neurons)
         p = emergent_property_of(m, prop)
         config = epi_config_for(m, max_epochs=max_epochs, iterations_per_epoch=iterations, batch_size=batch_size,
-                                c0=c0, init_steps=init_steps, epochs_after_convergence=extra_epochs)
+                                c0=c0, init_steps=init_steps, init=init, epochs_after_convergence=extra_epochs)
         prepare_output(out)
         metrics = run_epi(m, out=out, prop=p, seed=seed, config=config, progress=not json_out)
     except (NeurosbiError, ValueError, TypeError) as err:

@@ -65,6 +65,11 @@ class EPIConfig:
         test_fraction: the convergence test's batch size as a share of ``batch_size`` (ν; 1).
         init_steps: Adam steps fitting the flow to the initial Gaussian (the paper: 10,000).
         init_batch: batch size of that fit (500).
+        init: the initial Gaussian when ``fit_epi`` gets none: ``"box"`` (``initial_gaussian``: the box's
+            centre, a quarter of its width) or ``"abc"`` (``abc_initial_gaussian``: the moments of the
+            box's parameters whose statistics lie within one target std of the target means, the
+            paper's initialisation of the STG run).
+        abc_simulations: parameters drawn from the box for the ``"abc"`` initialisation.
         epochs_after_convergence: epochs run after the first converged one, to pick the converged
             epoch of greatest entropy among more (0: stop at the first converged epoch).
         max_seconds: stop after this wall time (the result then reports whether it converged).
@@ -83,6 +88,8 @@ class EPIConfig:
     test_fraction: float = 1.0
     init_steps: int = 2000
     init_batch: int = 500
+    init: str = "box"
+    abc_simulations: int = 4000
     epochs_after_convergence: int = 0
     max_seconds: float | None = None
     flow: FlowSpec = FlowSpec(hidden_units=100)
@@ -98,6 +105,11 @@ class EPIConfig:
         if not (self.learning_rate > 0 and self.c0 > 0 and self.beta > 1 and 0 < self.gamma < 1):
             raise ValueError(f"need learning_rate > 0, c0 > 0, beta > 1, 0 < gamma < 1; got {self.learning_rate}, "
                              f"{self.c0}, {self.beta}, {self.gamma}")
+        if self.init not in ("box", "abc"):
+            raise ValueError(f"init must be 'box' (the box's centre) or 'abc' (fit to rejection-ABC samples), "
+                             f"got {self.init!r}")
+        if self.abc_simulations < 10:
+            raise ValueError(f"abc_simulations must be >= 10, got {self.abc_simulations}")
         if not 0 < self.alpha < 1 or not 0 < self.test_fraction <= 1:
             raise ValueError(f"alpha must be in (0, 1) and test_fraction in (0, 1], got {self.alpha}, {self.test_fraction}")
 
@@ -115,6 +127,31 @@ def initial_gaussian(low, high) -> tuple[np.ndarray, np.ndarray]:
                     np.where(lo, np.where(lo, low, 0) + 2, np.where(hi, np.where(hi, high, 0) - 2, 0.0)))
     std = np.where(lo & hi, (np.where(hi, high, 1) - np.where(lo, low, 0)) / 4, 1.0)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def abc_initial_gaussian(prop: EmergentProperty, low, high, key, num: int = 4000,
+                         batch_size: int = 500) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rejection ABC for EPI's start: ``(mean, std, accepted)`` of the uniform box draws whose statistics
+    ``f`` all lie within one target std of the target means (the paper fitted its STG run's initial
+    Gaussian to such samples: a start already near the property, not the whole box).
+
+    A plain uniform draw and a threshold; ``inference.smc_abc`` is the sequential sampler for posteriors.
+    """
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError("the 'abc' initialisation draws uniformly from the box and needs finite bounds on every "
+                         "parameter; use init='box' or pass init=(mean, std)")
+    fn = jax.jit(prop.statistics)
+    mean, std = np.asarray(prop.mean), np.sqrt(np.asarray(prop.variance))
+    k_z, k_s = jax.random.split(key)
+    z = np.asarray(jax.random.uniform(k_z, (num, low.shape[0]), minval=low, maxval=high), np.float32)
+    f = np.concatenate([np.asarray(fn(k, z[i:i + batch_size]))
+                        for i, k in zip(range(0, num, batch_size), jax.random.split(k_s, -(-num // batch_size)))])
+    keep = np.all(np.abs(f - mean) <= std, axis=1)  # a NaN statistic fails the test: not kept
+    if keep.sum() < 2 * low.shape[0] + 2:
+        raise ValueError(f"the 'abc' initialisation kept {int(keep.sum())} of {num} box draws within one target std "
+                         f"of the target means; raise abc_simulations or use init='box'")
+    return z[keep].mean(0), np.maximum(z[keep].std(0, ddof=1), 1e-3 * (high - low)).astype(np.float32), int(keep.sum())
 
 
 def convergence_test(batch_means, targets, alpha: float) -> tuple[np.ndarray, bool]:
@@ -189,7 +226,8 @@ def fit_epi(
         key: PRNG key; the same key gives the same distribution on the same machine.
         config: ``EPIConfig`` (the paper's RNN settings by default).
         bounds: ``(low, high)`` overriding the model's box (``±inf`` for a free side).
-        init: ``(mean, std)`` of the initial Gaussian (default ``initial_gaussian(low, high)``).
+        init: ``(mean, std)`` of the initial Gaussian (default: ``config.init``, the box's centre or
+            ``abc_initial_gaussian``).
         progress: show a progress bar over epochs.
 
     Returns:
@@ -199,8 +237,17 @@ def fit_epi(
     config = config or EPIConfig()
     low, high, names = _support(model, bounds)
     dim = low.shape[0]
-    mean0, std0 = initial_gaussian(low, high) if init is None else (np.asarray(init[0], np.float32),
-                                                                     np.asarray(init[1], np.float32))
+    abc_sims = 0
+    if init is not None:
+        mean0, std0 = np.asarray(init[0], np.float32), np.asarray(init[1], np.float32)
+    elif config.init == "abc":
+        key, k_abc = jax.random.split(key)
+        mean0, std0, accepted = abc_initial_gaussian(prop, low, high, k_abc, num=config.abc_simulations)
+        abc_sims = config.abc_simulations * prop.simulations_per_z
+        logger.info("EPI init: rejection ABC kept %d of %d box draws; mean %s, std %s", accepted,
+                    config.abc_simulations, np.round(mean0, 3).tolist(), np.round(std0, 3).tolist())
+    else:
+        mean0, std0 = initial_gaussian(low, high)
     if mean0.shape != (dim,) or std0.shape != (dim,) or not np.all(std0 > 0):
         raise ValueError(f"init must be (mean, std) of {dim} values each with std > 0, got shapes "
                          f"{mean0.shape}, {std0.shape}")
@@ -279,7 +326,7 @@ def fit_epi(
     c = float(config.c0)
     key, k = jax.random.split(key)
     means, entropy, bad, norms, pvals, ok = assess(params, k)
-    num_sims = sims_eval
+    num_sims = abc_sims + sims_eval
     history.append(epoch=0, iterations=0, entropy=entropy, constraint_means=means.mean(0).tolist(),
                    residual_norm=float(norms.mean()), p_values=pvals.tolist(), converged=ok, c=c, eta=eta.tolist(),
                    seconds=time.perf_counter() - t_start, num_simulations=num_sims, num_invalid=bad)
