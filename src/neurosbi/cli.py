@@ -169,7 +169,7 @@ def epi_cmd(
     init_steps: Optional[int] = typer.Option(None, help="steps fitting the initial Gaussian [default: 2000]"),
     init: Optional[str] = typer.Option(None, help="initial Gaussian: 'box' (the box's centre, a quarter of its "
                                        "width) or 'abc' (fitted to uniform draws within one target std of the "
-                                       "property) [default: the paper's per model; abc for stg-hub]"),
+                                       "property) [default: box]"),
     extra_epochs: Optional[int] = typer.Option(None, "--epochs-after-convergence",
                                                help="epochs run after the first converged one, to choose the "
                                                "converged epoch of greatest entropy [default: 0]"),

@@ -67,8 +67,8 @@ class EPIConfig:
         init_batch: batch size of that fit (500).
         init: the initial Gaussian when ``fit_epi`` gets none: ``"box"`` (``initial_gaussian``: the box's
             centre, a quarter of its width) or ``"abc"`` (``abc_initial_gaussian``: the moments of the
-            box's parameters whose statistics lie within one target std of the target means, the
-            paper's initialisation of the STG run).
+            box's parameters whose statistics lie within one target std of the target means, how
+            the paper started its STG run).
         abc_simulations: parameters drawn from the box for the ``"abc"`` initialisation.
         epochs_after_convergence: epochs run after the first converged one, to pick the converged
             epoch of greatest entropy among more (0: stop at the first converged epoch).
