@@ -133,7 +133,8 @@ def abc_initial_gaussian(prop: EmergentProperty, low, high, key, num: int = 4000
                          batch_size: int = 500) -> tuple[np.ndarray, np.ndarray, int]:
     """Rejection ABC for EPI's start: ``(mean, std, accepted)`` of the uniform box draws whose statistics
     ``f`` all lie within one target std of the target means (the paper fitted its STG run's initial
-    Gaussian to such samples: a start already near the property, not the whole box).
+    Gaussian to such samples: a start already near the property, not the whole box). The std is floored
+    at 10⁻³ of the box's width, so a property met on a single line still gives a Gaussian.
 
     A plain uniform draw and a threshold; ``inference.smc_abc`` is the sequential sampler for posteriors.
     """
