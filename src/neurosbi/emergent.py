@@ -16,6 +16,7 @@ import numpy as np
 
 from . import plotting
 from .inference import EPIConfig, FlowSpec, fit_epi, to_inference_data
+from .inference.epi import predictive_statistics
 from .models import Model, with_emergent_property
 
 NUM_SAMPLES = 5000
@@ -35,18 +36,6 @@ def emergent_property_of(model: Model, name: str | None = None):
         raise ValueError(f"model {model.name!r} declares no emergent property; EPI models: "
                          f"{', '.join(with_emergent_property())}")
     return model.emergent_property() if name is None else model.emergent_property(name)
-
-
-def predictive_statistics(prop, key, z, batch_size: int) -> np.ndarray:
-    """``prop.statistics`` of every row of ``z``, ``batch_size`` rows per call (a stochastic model runs its
-    trials for all rows of a call at once; 5,000 × 100 trials in one call would need gigabytes)."""
-    z = np.asarray(z, np.float32)
-    fn = jax.jit(prop.statistics)
-    pad = -len(z) % batch_size
-    zp = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
-    keys = jax.random.split(key, len(zp) // batch_size)
-    out = [np.asarray(fn(k, zp[i * batch_size:(i + 1) * batch_size])) for i, k in enumerate(keys)]
-    return np.concatenate(out)[: len(z)]
 
 
 def run_epi(model: Model, *, out, prop=None, seed: int = 0, config: EPIConfig | None = None,

@@ -29,8 +29,9 @@ import numpy as np
 
 from . import plotting
 from . import priors as _priors
-from .emergent import epi_config_for, predictive_statistics, run_epi
+from .emergent import epi_config_for, run_epi
 from .inference import load_epi
+from .inference.epi import predictive_statistics
 from .models import Model, get
 
 NUM_SAMPLES = 5000

@@ -129,6 +129,19 @@ def initial_gaussian(low, high) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def predictive_statistics(prop: EmergentProperty, key, z, batch_size: int) -> np.ndarray:
+    """``prop.statistics`` of every row of ``z``, ``batch_size`` rows per call (a stochastic model runs its
+    trials for all rows of a call at once; 5,000 × 100 trials in one call would need gigabytes). The last
+    call is padded to ``batch_size`` rows, so the statistics compile once."""
+    z = np.asarray(z, np.float32)
+    fn = jax.jit(prop.statistics)
+    pad = -len(z) % batch_size
+    zp = np.concatenate([z, np.repeat(z[-1:], pad, 0)])
+    keys = jax.random.split(key, len(zp) // batch_size)
+    out = [np.asarray(fn(k, zp[i * batch_size:(i + 1) * batch_size])) for i, k in enumerate(keys)]
+    return np.concatenate(out)[: len(z)]
+
+
 def abc_initial_gaussian(prop: EmergentProperty, low, high, key, num: int = 4000,
                          batch_size: int = 500) -> tuple[np.ndarray, np.ndarray, int]:
     """Rejection ABC for EPI's start: ``(mean, std, accepted)`` of the uniform box draws whose statistics
@@ -142,12 +155,10 @@ def abc_initial_gaussian(prop: EmergentProperty, low, high, key, num: int = 4000
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ValueError("the 'abc' initialisation draws uniformly from the box and needs finite bounds on every "
                          "parameter; use init='box' or pass init=(mean, std)")
-    fn = jax.jit(prop.statistics)
     mean, std = np.asarray(prop.mean), np.sqrt(np.asarray(prop.variance))
     k_z, k_s = jax.random.split(key)
     z = np.asarray(jax.random.uniform(k_z, (num, low.shape[0]), minval=low, maxval=high), np.float32)
-    f = np.concatenate([np.asarray(fn(k, z[i:i + batch_size]))
-                        for i, k in zip(range(0, num, batch_size), jax.random.split(k_s, -(-num // batch_size)))])
+    f = predictive_statistics(prop, k_s, z, batch_size)
     keep = np.all(np.abs(f - mean) <= std, axis=1)  # a NaN statistic fails the test: not kept
     if keep.sum() < 2 * low.shape[0] + 2:
         raise ValueError(f"the 'abc' initialisation kept {int(keep.sum())} of {num} box draws within one target std "
