@@ -12,6 +12,7 @@ import json
 import jax
 import numpy as np
 
+from neurosbi.emergent_analyses import stg_frequency_grid
 from neurosbi.models import get
 
 
@@ -23,10 +24,8 @@ def main():
     model = get("stg-hub")
     prop = model.emergent_property()
     target, sd = prop.mean[0], float(np.sqrt(prop.variance[0]))
-    freq = jax.jit(model.hub_frequency)
-    g_el, g_syn = np.linspace(4, 8, args.points), np.linspace(0.01, 4, args.points)
-    grid = np.stack(np.meshgrid(g_el, g_syn, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
-    w = np.stack([np.asarray(freq(k, grid))[:, 0] for k in jax.random.split(jax.random.key(0), args.draws)])
+    g_el, g_syn, w = stg_frequency_grid(model, jax.random.key(0), args.points, args.draws)
+    grid = np.stack(np.meshgrid(g_el, g_syn, indexing="ij"), -1).reshape(-1, 2)
     mean, var = w.mean(0), w.var(0, ddof=1)
     near = np.abs(mean - target) <= sd
     quiet = near & (var < 1e-4)

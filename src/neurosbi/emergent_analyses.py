@@ -151,6 +151,17 @@ def v1_variability(fits: dict, out: Path, key) -> dict:
 STG_PUBLISHED_EIGENVALUES = (-10.7, -3.22)  # Hessian of log q at the mode (Bittner et al. 2021, Fig. 1D)
 
 
+def stg_frequency_grid(model, key, points: int, draws: int):
+    """The STG hub frequency on a ``points`` × ``points`` grid over the box (g_el major), ``draws`` noise
+    draws per point: ``(g_el, g_synA, omega[draws, points²])``."""
+    freq = jax.jit(model.hub_frequency)
+    low, high = _priors.bounds(model.prior)
+    g_el, g_syn = np.linspace(low[0], high[0], points), np.linspace(low[1], high[1], points)
+    grid = np.stack(np.meshgrid(g_el, g_syn, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+    omega = np.stack([np.asarray(freq(k, grid))[:, 0] for k in jax.random.split(key, draws)])
+    return g_el, g_syn, omega
+
+
 def stg_sensitivity(fits: dict, out: Path, key) -> dict:
     """STG hub frequency: sensitive and robust directions at the mode against the frequency map."""
     (model, dist, metrics), = fits.values()
@@ -162,10 +173,8 @@ def stg_sensitivity(fits: dict, out: Path, key) -> dict:
     freq = jax.jit(model.hub_frequency)
     low, high = _priors.bounds(model.prior)
     # mean hub frequency on a grid (the paper's error contours): 20 noise draws per point
-    g_el = np.linspace(low[0], high[0], 41)
-    g_syn = np.linspace(low[1], high[1], 41)
-    grid = np.stack(np.meshgrid(g_el, g_syn, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
-    omega = np.mean([np.asarray(freq(k, grid))[:, 0] for k in jax.random.split(k_grid, 20)], 0).reshape(41, 41)
+    g_el, g_syn, draws = stg_frequency_grid(model, k_grid, 41, 20)
+    omega = draws.mean(0).reshape(41, 41)
     # equal steps from the mode along v1 and v2: the property should break only along v1
     steps = np.linspace(-1.0, 1.0, 9)
     along = {}
