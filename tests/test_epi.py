@@ -97,6 +97,30 @@ def test_mode_and_conditional_mode_of_a_fitted_gaussian(fitted_gaussian):
         dist.mode(jax.random.key(6), fixed={"q": 0.0})
 
 
+def _cauchy_on_a_box(scale: float) -> EPIDistribution:
+    """Cauchy(0, scale) per coordinate mapped by tanh onto [-1, 1] x [2, 6]: its tails fall slower than the
+    map's Jacobian, so the density climbs towards every bound without a maximum there."""
+    import flowjax.bijections as fb
+    import flowjax.distributions as fd
+
+    flow = fd.Transformed(fd.Cauchy(jnp.zeros(2), scale * jnp.ones(2)), fb.Chain([BoxSupport([-1.0, 2.0], [1.0, 6.0])]))
+    return EPIDistribution(flow=flow, spec=SMALL_FLOW, param_names=("a", "b"), info={})
+
+
+def test_mode_is_a_local_maximum_not_a_climb_onto_a_bound(caplog):
+    # scale 0.3: an interior maximum at the centre (log q ~ -u²/0.09 + u² near u = 0), but the density is
+    # larger still just inside the bounds, where a search in the unbounded coordinates runs to
+    dist = _cauchy_on_a_box(0.3)
+    np.testing.assert_allclose(dist.mode(jax.random.key(0)), [0.0, 4.0], atol=1e-3)
+    np.testing.assert_allclose(dist.mode(jax.random.key(0), fixed={"a": 0.5}), [0.5, 4.0], atol=1e-3)
+    assert dist.log_prob(jnp.array([0.9999, 2.0001])) > dist.log_prob(jnp.array([0.0, 4.0]))  # the trap is real
+    # scale 10: the centre is a minimum (log q ~ -u²/100 + u²); no maximum anywhere: say so
+    with caplog.at_level(logging.WARNING, logger="neurosbi.inference.epi_distribution"):
+        dist = _cauchy_on_a_box(10.0)
+        dist.mode(jax.random.key(0))
+    assert "no mode search ended at a local maximum" in caplog.text
+
+
 def test_save_load_round_trip(gaussian_epi, tmp_path):
     gaussian_epi.save(tmp_path / "epi")
     back = load_epi(tmp_path / "epi")
