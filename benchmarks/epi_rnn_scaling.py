@@ -30,7 +30,7 @@ already there (resume).
 
     python benchmarks/epi_rnn_scaling.py --out benchmarks/results/epi_rnn_scaling.json \
         [--methods epi snpe smc-abc] [--neurons 2 5 10 25 50 100 250] [--seeds 1 2 3 4 5] \
-        [--max-seconds 1800] [--figure benchmarks/results/epi_rnn_scaling.png]
+        [--max-seconds 1800] [--skip-after-failure] [--figure benchmarks/results/epi_rnn_scaling.png]
 """
 
 import argparse
@@ -226,12 +226,32 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--max-seconds", type=float, default=1800.0,
                         help="wall-time budget of one SNPE or SMC-ABC run (EPI runs to convergence)")
+    parser.add_argument("--skip-after-failure", action="store_true",
+                        help="once a method converges in no seed at some N, record the larger N as skipped "
+                             "instead of spending the budget on each (the problem only grows with N)")
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
 
-    done = json.loads(args.out.read_text())["runs"] if args.out.exists() else []
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    done, skipped = previous.get("runs", []), previous.get("skipped", [])
+    commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
+    command = " ".join(["python benchmarks/epi_rnn_scaling.py", *sys.argv[1:]])
+    commands = commands + [command] if command not in commands else commands
+
+    def write():
+        result = {"benchmark": "epi_rnn_scaling", "machine": describe(), "commands": commands, "runs": done,
+                  "skipped": skipped, "summary": summarise(done)}
+        args.out.write_text(json.dumps(result, indent=1))
+
     for method in args.methods:
+        failed_at = None
         for n in args.neurons:
+            if failed_at is not None:
+                if not any(s["method"] == method and s["neurons"] == n for s in skipped):
+                    skipped.append({"method": method, "neurons": n, "max_seconds": args.max_seconds,
+                                    "reason": f"converged in no seed at N = {failed_at}"})
+                    write()
+                continue
             for seed in args.seeds:
                 if any(method_of(r) == method and r["neurons"] == n and r["seed"] == seed for r in done):
                     continue
@@ -239,10 +259,10 @@ def main() -> None:
                 done.append(run)
                 print(json.dumps({k: run.get(k) for k in ("method", "neurons", "seed", "converged",
                                                           "seconds_to_convergence")}), file=sys.stderr, flush=True)
-                result = {"benchmark": "epi_rnn_scaling", "machine": describe(),
-                          "command": "python benchmarks/epi_rnn_scaling.py --out " + str(args.out),
-                          "runs": done, "summary": summarise(done)}
-                args.out.write_text(json.dumps(result, indent=1))
+                write()
+            rows = [r for r in done if method_of(r) == method and r["neurons"] == n and r["seed"] in args.seeds]
+            if args.skip_after_failure and rows and not any(r["converged"] for r in rows):
+                failed_at = n
     if args.figure:
         figure(summarise(done), args.figure)
     print(json.dumps(summarise(done), indent=1))
