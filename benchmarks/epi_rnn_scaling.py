@@ -187,8 +187,8 @@ def figure(summaries: dict, path: Path) -> None:
     ax = axes[0]
     ours = [summary[str(n)] for n in ns]
     ax.errorbar([4 * n for n in ns], [s["seconds_mean"] for s in ours], [s["seconds_std"] for s in ours],
-                marker="o", label="neurosbi EPI, full convergence")
-    ax.plot([4 * n for n in ns], [s["predictive_mean_seconds_mean"] for s in ours], marker="o", ls=":",
+                marker="o", color="tab:blue", label="neurosbi EPI, full convergence")
+    ax.plot([4 * n for n in ns], [s["predictive_mean_seconds_mean"] for s in ours], marker="o", ls=":", color="tab:orange",
             label="neurosbi EPI, predictive mean within 0.5")
     axes[1].plot([4 * n for n in ns], [s["simulations_mean"] for s in ours], marker="o", label="EPI, full convergence")
     for method, marker, color in (("snpe", "^", "tab:purple"), ("smc-abc", "v", "tab:green")):
@@ -202,14 +202,14 @@ def figure(summaries: dict, path: Path) -> None:
         failed = sorted(int(n) for n in part if part[n]["converged"] < part[n]["runs"])
         if failed:
             ax.scatter([4 * n for n in failed], [max(part[str(n)]["unconverged_seconds_spent"]) for n in failed],
-                       marker="x", c="k", zorder=5)
+                       marker="x", color=color, s=60, zorder=5, label=f"{method}: unconverged (time spent)")
     pub = [n for n in ns if n in PUBLISHED]
     ax.errorbar([4 * n for n in pub], [PUBLISHED[n][0] for n in pub], [PUBLISHED[n][1] for n in pub], marker="s",
-                label="published EPI, V100 + 32 cores")
+                color="tab:gray", label="published EPI, V100 + 32 cores")
     goal = [n for n in ns if n in GOALS]
     ax.scatter([4 * n for n in goal], [GOALS[n] for n in goal], marker="_", s=200, c="k", label="goal")
     ax.set(xscale="log", yscale="log", xlabel="|z| = 4N", ylabel="wall time to convergence (s)",
-           title="Rank-2 RNN, stable amplification (x: unconverged at budget)")
+           title="Rank-2 RNN, stable amplification")
     ax.legend(fontsize=7)
     ax = axes[1]
     ax.set(xscale="log", yscale="log", xlabel="|z| = 4N", ylabel="simulations to convergence")
