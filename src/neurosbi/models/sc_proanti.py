@@ -221,9 +221,10 @@ class SCProAnti(BoxModel):
     _low: ClassVar[tuple[float, ...]] = (-5.0,) * 4
     _high: ClassVar[tuple[float, ...]] = (5.0,) * 4
     _truth: ClassVar[tuple[float, ...]] = (0.25, -2.5, -1.0, -1.25)  # p_P ≈ p_A ≈ 0.73 (found by search)
-    # the paper's EPI run: real NVP, 3 couplings, 2 x 50 units, n = 100, c0 = 1e2, beta = 2, 2,000 per epoch
+    # the paper's EPI run: real NVP, 3 couplings, 2 x 50 units, n = 100, c0 = 1e2, beta = 2, 2,000 per epoch,
+    # convergence tested on batches of N_test = 25 = n / 4 (the paper; its script: nu = 0.5)
     epi_defaults: ClassVar[dict] = {"iterations_per_epoch": 2000, "batch_size": 100, "c0": 100.0, "beta": 2.0,
-                                    "hidden_units": 50}
+                                    "hidden_units": 50, "test_fraction": 0.25}
 
     def __check_init__(self):
         if isinstance(self.trials, bool) or not isinstance(self.trials, (int, np.integer)) or self.trials < 1:
