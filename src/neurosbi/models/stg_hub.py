@@ -191,7 +191,8 @@ class STGHub(BoxModel):
     _truth: ClassVar[tuple[float, ...]] = (4.5, 3.0)  # the paper's example simulation (Fig. 1B)
     # the paper's EPI run: real NVP, 3 couplings, 2 x 25 units, n = 400, c0 = 1e5, beta = 2, 5,000 per epoch,
     # convergence tested on batches of N_test = 100 = n / 4.
-    # The paper started from a Gaussian fitted to ABC samples (``init="abc"``); here that start collapsed to a
+    # The paper started from a Gaussian fitted to ABC samples (``init="abc"``); here (tested with full-batch
+    # convergence tests, before N_test = n / 4) that start collapsed to a
     # lower entropy than the box's centre (benchmarks/README, STG), so the default stays "box"
     epi_defaults: ClassVar[dict] = {"iterations_per_epoch": 5000, "batch_size": 400, "c0": 1e5, "beta": 2.0,
                                     "hidden_units": 25, "test_fraction": 0.25}
