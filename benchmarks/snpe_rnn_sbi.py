@@ -7,7 +7,7 @@ parameters mapped onto the prior's box (the paper's ``support_map``; in sbi 0.27
 without improvement, 1,000 simulations per round. After each round 1,000 posterior draws at x_o are
 simulated and ‖mean f − x_o‖₂ is recorded (the paper's convergence criterion: < 0.5).
 
-    python benchmarks/snpe_rnn_sbi.py --neurons 2 --rounds 6 --seed 1 --out benchmarks/results/snpe_rnn_sbi.json
+    python benchmarks/snpe_rnn_sbi.py --neurons 2 --rounds 10 --seed 1 --out benchmarks/results/snpe_rnn_sbi.json
 """
 
 import argparse
@@ -30,7 +30,7 @@ X_O = (0.5, 1.5)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -41,6 +41,7 @@ def main() -> None:
     from sbi.neural_nets import posterior_nn
     from sbi.utils import BoxUniform
 
+    torch.set_num_threads(1)  # the JAX simulator shares the process: more torch threads only oversubscribe
     torch.manual_seed(args.seed)
     model = RankTwoRNN(num_neurons=args.neurons)
     features = jax.jit(model.simulate_features)

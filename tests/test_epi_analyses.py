@@ -85,5 +85,9 @@ def test_sc_regimes_runs_on_a_small_fit(tmp_path):
         assert m["mode"][0] == pytest.approx(m["sW"], abs=1e-6)  # the conditional mode keeps sW fixed
         assert m["sensitive_direction_v1"][3] <= 0  # the paper's sign convention
         assert np.all((np.array(m["along_v1"]) >= 0) & (np.array(m["along_v1"]) <= 1))
-    assert sorted(result["regime_1_sW"] + result["regime_2_sW"], reverse=True) == [m["sW"] for m in modes]
+    for m in modes:  # the property check at the mode: both accuracies within two target stds of 0.75
+        assert m["meets_property"] == bool(np.all(np.abs(np.array(m["accuracy_at_mode"]) - 0.75) <= 0.15))
+    every = result["regime_1_sW"] + result["regime_2_sW"] + result["modes_off_property_sW"]
+    assert sorted(every, reverse=True) == [m["sW"] for m in modes]
+    assert 0 <= result["mass_sW_positive"] <= 1
     assert (tmp_path / "sc_regimes.png").exists()
