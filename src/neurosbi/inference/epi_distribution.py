@@ -305,9 +305,9 @@ def load_epi(path) -> EPIDistribution:
 
 @eqx.filter_jit
 def _conditional_mode(flow, box, free: tuple, idx_fixed: tuple, values, starts, steps: int):
-    """The mode search of ``EPIDistribution.mode`` (every end point, assembled, and its −log q), compiled once per flow structure, set of fixed
-    parameters and ``steps`` (the fixed values and the starts are traced: a sweep over conditioning
-    values, as the SC and V1 analyses run, reuses one compilation)."""
+    """The mode search of ``EPIDistribution.mode``: every end point (assembled) and its −log q. Compiled once
+    per flow structure, set of fixed parameters and ``steps`` (the fixed values and the starts are traced: a
+    sweep over conditioning values, as the SC and V1 analyses run, reuses one compilation)."""
     dim = len(free) + len(idx_fixed)
 
     def assemble(u):
