@@ -208,9 +208,7 @@ class EPIDistribution:
 
     def hessian_log_prob(self, z) -> jax.Array:
         """``∇² log q`` at ``z [dim]`` (``[dim, dim]``) or at each row of ``z [batch, dim]``."""
-        z = self._check(z)
-        h = jax.hessian(self.flow.log_prob)
-        return h(z) if z.ndim == 1 else jax.vmap(h)(z)
+        return _hessian_log_prob(self.flow, self._check(z))
 
     def sensitivity(self, z) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalues (ascending) and unit eigenvectors (columns) of the Hessian of ``log q`` at ``z``.
@@ -301,6 +299,14 @@ def load_epi(path) -> EPIDistribution:
     skeleton = build_flow(jax.random.key(0), spec, np.asarray(meta["low"]), np.asarray(meta["high"]))
     flow = eqx.tree_deserialise_leaves(path / "flow.eqx", skeleton)
     return EPIDistribution(flow=flow, spec=spec, param_names=tuple(meta["param_names"]), info=meta["info"])
+
+
+@eqx.filter_jit
+def _hessian_log_prob(flow, z):
+    """``∇² log q``, compiled once per flow structure and shape of ``z``: the mode search checks each end point
+    with it and the analyses call it per conditional mode (eager, one costs ≈ 0.6 s on the SC flow)."""
+    h = jax.hessian(flow.log_prob)
+    return h(z) if z.ndim == 1 else jax.vmap(h)(z)
 
 
 @eqx.filter_jit
