@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from neurosbi.emergent import run_epi
-from neurosbi.emergent_analyses import ANALYSES, _v1_summary, run_analysis
+from neurosbi.emergent_analyses import ANALYSES, _v1_summary, choose_seed, run_analysis
 from neurosbi.inference import EPIConfig, FlowSpec
 from neurosbi.models import LinearSystem2D
 
 
-def _fit_in_place(analysis, model, out, **config):
+def _fit_in_place(analysis, model, out, seed=0, **config):
     """Run EPI with a small ``config`` into the folder ``analysis`` reads its (first) fit from: its metrics
     and the ``Fit``."""
     fit = ANALYSES[analysis].fits[0]
-    metrics = run_epi(model, out=out / fit.folder, prop=model.emergent_property(), seed=0,
+    metrics = run_epi(model, out=out / fit.folder, prop=model.emergent_property(), seed=seed,
                       config=EPIConfig(**config), progress=False)
     return metrics, fit
 
@@ -35,6 +35,30 @@ def test_lds_contours_reuses_the_fit_and_finds_the_analytic_structure(tmp_path):
     # Im λ1 = 2π needs −a12 a21 > 0: opposite signs, nearly always complex eigenvalues
     assert result["fraction_complex"] > 0.95 and result["fraction_a12_a21_opposite_sign"] > 0.95
     assert abs(result["im_lambda1"]["mean"] - 2 * np.pi) < 0.3
+
+
+def test_the_converged_fit_of_greatest_entropy_is_chosen_among_seeds():
+    runs = {1: {"converged": False, "entropy": 9.0}, 2: {"converged": True, "entropy": -1.0},
+            3: {"converged": True, "entropy": 0.5}, 4: {"converged": True, "entropy": 0.2}}
+    assert choose_seed(runs) == 3  # the unconverged seed has more entropy but is not a solution
+    assert choose_seed({1: runs[1]}) == 1  # none converged: the best there is, reported as not converged
+
+
+@pytest.mark.filterwarnings("ignore:EPI did not converge")  # seed 1 gets one epoch on purpose
+def test_several_seeds_fit_in_their_own_folders_and_the_converged_one_is_analysed(tmp_path):
+    small = dict(batch_size=200, iterations_per_epoch=500, c0=1.0, beta=4.0, init_steps=500,
+                 flow=FlowSpec(hidden_units=20))
+    good, fit = _fit_in_place("lds-contours", LinearSystem2D(), tmp_path / "seed-0", seed=0, max_epochs=20, **small)
+    bad, _ = _fit_in_place("lds-contours", LinearSystem2D(), tmp_path / "seed-1", seed=1, max_epochs=1,
+                           **{**small, "iterations_per_epoch": 5})
+    assert good["converged"] and not bad["converged"]
+    result = run_analysis("lds-contours", out=tmp_path, seed=[1, 0], progress=False)
+    assert result["seed"] == [1, 0] and result["seeds"][fit.folder]["chosen_seed"] == 0
+    assert result["fits"][fit.folder]["seed"] == 0 and result["fits"][fit.folder]["timings"] == good["timings"]
+    assert result["seeds"][fit.folder]["1"]["converged"] is False
+    assert abs(result["re_lambda1"]["mean"]) < 0.1  # the analysis read the converged fit
+    with pytest.raises(ValueError, match="distinct"):
+        run_analysis("lds-contours", out=tmp_path, seed=[0, 0])
 
 
 def test_v1_summary_separates_what_drives_the_statistic_from_what_is_free():
@@ -91,3 +115,13 @@ def test_sc_regimes_runs_on_a_small_fit(tmp_path):
     assert sorted(every, reverse=True) == [m["sW"] for m in modes]
     assert 0 <= result["mass_sW_positive"] <= 1
     assert (tmp_path / "sc_regimes.png").exists()
+
+
+def test_cli_takes_repeated_seeds_and_refuses_duplicates(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    res = CliRunner().invoke(app, ["epi-analysis", "lds-contours", "--out", str(tmp_path), "--seed", "2", "--seed", "2"])
+    assert res.exit_code == 2 and "distinct" in res.output and "[2, 2]" in res.output
+    assert not (tmp_path / "seed-2").exists()  # refused before any fit

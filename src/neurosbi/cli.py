@@ -210,7 +210,9 @@ def epi_analysis_cmd(
     name: str = typer.Argument(..., help="lds-contours | v1-variability | sc-regimes | stg-sensitivity"),
     out: Path = typer.Option(..., "--out", help="output folder (the EPI fits go in subfolders; existing fits are "
                              "reused, so an interrupted analysis resumes)"),
-    seed: int = typer.Option(0, help="PRNG seed of the fits and of the analysis"),
+    seed: list[int] = typer.Option([0], help="PRNG seed of the fits and of the analysis; repeat it (--seed 1 "
+                                   "--seed 2 ...) to fit once per seed under OUT/seed-K and analyse the converged "
+                                   "fit of greatest entropy"),
     max_epochs: Optional[int] = typer.Option(None, help="augmented-Lagrangian epochs at most per fit [default: 100]"),
     json_out: bool = typer.Option(False, "--json", help="print analysis.json as one JSON line"),
 ) -> None:
@@ -226,7 +228,8 @@ def epi_analysis_cmd(
     else:
         fits = ", ".join(f"{k}: {'converged' if v['converged'] else 'NOT converged'}"
                          for k, v in result["fits"].items())
-        console.print(f"{name}: {fits} -> {out / 'analysis.json'}")
+        chosen = "".join(f" ({k}: seed {v['chosen_seed']} of {len(v) - 1})" for k, v in result.get("seeds", {}).items())
+        console.print(f"{name}: {fits}{chosen} -> {out / 'analysis.json'}")
 
 
 @app.command("check")

@@ -4,6 +4,9 @@
 Each analysis runs the EPI fits it needs with the models' published settings (``run_epi``, one folder
 per fit under ``DIR``; a fit already there is loaded, not rerun, so an interrupted analysis resumes),
 then measures what the paper reads off the distribution and writes ``analysis.json`` and a figure.
+With several seeds (``--seed 1 --seed 2 ...``) each fit runs once per seed under ``DIR/seed-K/`` and the
+analysis uses, per fit, the converged distribution of greatest entropy (the paper's choice among random
+seeds, e.g. 5 for SC); ``analysis.json`` lists every seed's result under ``seeds``.
 
 - ``lds-contours``: the 2-D linear system's EPI samples against the analytic contours of its
   statistics: Re λ₁ = (a11 + a22)/2 and Im λ₁ = √(−a12 a21 − ((a11 − a22)/2)²).
@@ -21,7 +24,7 @@ then measures what the paper reads off the distribution and writes ``analysis.js
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,19 +283,41 @@ ANALYSES = {
 }
 
 
-def run_analysis(name: str, *, out, seed: int = 0, max_epochs: int | None = None, progress: bool = True) -> dict:
-    """Run analysis ``name`` (see ``ANALYSES``); fits and ``analysis.json`` + figure under ``out``."""
+def choose_seed(runs: dict) -> int:
+    """The seed whose fit EPI keeps: converged, then greatest entropy (``runs``: seed -> metrics)."""
+    return max(runs, key=lambda k: (bool(runs[k]["converged"]), float(runs[k]["entropy"])))
+
+
+def run_analysis(name: str, *, out, seed: int | Sequence[int] = 0, max_epochs: int | None = None,
+                 progress: bool = True) -> dict:
+    """Run analysis ``name`` (see ``ANALYSES``); fits and ``analysis.json`` + figure under ``out``.
+
+    ``seed`` may be several seeds: each fit then runs once per seed (under ``out/seed-K``) and the converged
+    fit of greatest entropy is analysed."""
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(ANALYSES)}")
+    seeds = [int(seed)] if np.ndim(seed) == 0 else [int(k) for k in seed]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}; give each seed once "
+                         "(CLI: --seed 1 --seed 2; Python: seed=[1, 2])")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     analysis = ANALYSES[name]
-    fits = {f.folder: fit_or_load(f, out, seed=seed, max_epochs=max_epochs, progress=progress)
-            for f in analysis.fits}
-    result = {"analysis": name, "description": analysis.description, "seed": seed,
+    fits, per_seed = {}, {}
+    for f in analysis.fits:
+        runs = {k: fit_or_load(f, out if len(seeds) == 1 else out / f"seed-{k}", seed=k, max_epochs=max_epochs,
+                               progress=progress) for k in seeds}
+        chosen = choose_seed({k: m for k, (_, _, m) in runs.items()})
+        fits[f.folder] = runs[chosen]
+        per_seed[f.folder] = {"chosen_seed": chosen, **{
+            str(k): {"converged": m["converged"], "epoch": m["epoch"], "entropy": m["entropy"],
+                     "p_values": m["p_values"], "seconds": m["timings"]["total_s"]}
+            for k, (_, _, m) in runs.items()}}
+    result = {"analysis": name, "description": analysis.description, "seed": seeds[0] if len(seeds) == 1 else seeds,
               "fits": {k: {"converged": m["converged"], "p_values": m["p_values"], "epoch": m["epoch"],
-                           "timings": m["timings"], "num_simulations": m["num_simulations"]}
+                           "timings": m["timings"], "num_simulations": m["num_simulations"], "seed": m["seed"]}
                        for k, (_, _, m) in fits.items()},
-              **analysis.run(fits, out, jax.random.key(seed + 1))}
+              **({"seeds": per_seed} if len(seeds) > 1 else {}),
+              **analysis.run(fits, out, jax.random.key(seeds[0] + 1))}
     (out / "analysis.json").write_text(json.dumps(result, indent=1))
     return result
