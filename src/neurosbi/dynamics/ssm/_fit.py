@@ -1,0 +1,213 @@
+"""Data-driven SSM (the method of SSMLearn, Cenedese et al. 2022, written from its description):
+trajectories near a stable fixed point → tangent space → polynomial graph with ``Vᵀ H = 0`` → polynomial
+reduced vector field fitted to finite-difference derivatives.
+
+- Tangent space: the ``d`` leading right singular vectors of the snapshot matrix about the fixed point
+  (never mean-centred: the fixed point is the origin of the manifold), or supplied, or, with
+  ``joint=True``, optimized together with the graph (variable projection: for each ``V`` the graph is
+  the closed-form least-squares solution, and ``V`` on the Stiefel manifold minimizes what remains).
+- Graph: with orthonormal ``V`` and ``η = Vᵀ y`` the residual ``(I − VVᵀ) y`` is orthogonal to ``V``,
+  so the unconstrained ridge solution already satisfies ``Vᵀ H = 0`` exactly; no KKT system needed.
+- Reduced field: central differences of accuracy 8 (default), ridge regression on monomials scaled to
+  unit maximum, the ridge chosen by cross-validation over trajectories (folds of whole trajectories).
+
+Data can only determine the SSM's terms of degree below the spectral quotient unless they start on the
+SSM (reference notes §2.2): the other invariant manifolds tangent to the same space differ from it by
+``C |η|^σ`` terms, which look like high-degree monomials.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from .._embedding import as_trajectory, time_derivative
+from .._polynomials import PolynomialBasis
+from ._manifold import SpectralSubmanifold, polynomial_basis
+
+DEFAULT_RIDGES = (0.0, *np.logspace(-12, -2, 11))
+
+
+def _stack(trajectories, fixed_point):
+    trajectories = [as_trajectory(t, y) for t, y in trajectories]
+    if not trajectories:
+        raise ValueError("expected at least one trajectory (t, y)")
+    p = trajectories[0][1].shape[1]
+    for n, (t, y) in enumerate(trajectories):
+        if y.ndim != 2 or y.shape[1] != p or y.shape[0] != t.shape[0]:
+            raise ValueError(f"trajectory {n}: expected t [T] and y [T, {p}], got {t.shape}, {y.shape}")
+    y0 = np.zeros(p) if fixed_point is None else np.asarray(fixed_point, float).ravel()
+    if y0.shape != (p,):
+        raise ValueError(f"expected a fixed point of {p} values, got {y0.shape}")
+    return trajectories, y0
+
+
+def _graph_least_squares(Y, V, basis: PolynomialBasis, ridge: float):
+    """``H`` ``[p, size]`` minimizing ‖(I − VVᵀ)Y − H φ(VᵀY)‖² + ridge ‖H‖² (monomials scaled to unit max)."""
+    eta = Y @ V
+    cols = basis.up_to(basis.max_order, start=2)
+    phi = basis.evaluate(eta)[:, cols]
+    scale = np.max(np.abs(phi), axis=0)
+    scale[scale == 0] = 1.0
+    phi = phi / scale
+    residual = Y - eta @ V.T
+    if ridge > 0:
+        coef = np.linalg.solve(phi.T @ phi + ridge * len(phi) * np.eye(phi.shape[1]), phi.T @ residual)
+    else:
+        coef = np.linalg.lstsq(phi, residual, rcond=None)[0]
+    H = np.zeros((Y.shape[1], basis.size))
+    H[:, cols] = (coef / scale[:, None]).T
+    return H
+
+
+def _joint_tangent(Y, V0, basis: PolynomialBasis, ridge: float, max_iter: int) -> tuple[np.ndarray, dict]:
+    """Variable projection over ``V`` = the Q factor of an unconstrained ``[p, d]`` matrix."""
+    cols = basis.up_to(basis.max_order, start=2)
+    exps = basis.exponents[cols]
+    p, d = V0.shape
+    with jax.enable_x64(True):
+        Yj = jnp.asarray(Y)
+        scale = jnp.max(jnp.abs(Yj)) or 1.0
+
+        def loss(a):
+            q, r = jnp.linalg.qr(a.reshape(p, d))
+            V = q * jnp.sign(jnp.diag(r))[None]
+            eta = Yj @ V / scale
+            phi = jnp.prod(eta[:, None, :] ** exps[None], axis=-1)
+            resid = Yj / scale - eta @ V.T
+            gram = phi.T @ phi + (ridge + 1e-14) * len(phi) * jnp.eye(phi.shape[1])
+            coef = jnp.linalg.solve(gram, phi.T @ resid)
+            return jnp.sum((resid - phi @ coef) ** 2) / len(phi)
+
+        value_and_grad = jax.jit(jax.value_and_grad(loss))
+
+        def fun(a):
+            v, g = value_and_grad(jnp.asarray(a))
+            return float(v), np.asarray(g, float)
+
+        loss_start = fun(V0.ravel())[0]
+        res = scipy.optimize.minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B",
+                                      options={"maxiter": max_iter, "ftol": 1e-30, "gtol": 1e-14})
+        q, r = np.linalg.qr(res.x.reshape(p, d))
+    V = q * np.sign(np.diag(r))[None]
+    return V, {"joint_iterations": int(res.nit), "joint_loss_start": loss_start, "joint_loss_end": float(res.fun)}
+
+
+def fit_manifold(trajectories, dim: int, order: int, *, tangent=None, fixed_point=None, joint: bool = False,
+                 ridge: float = 0.0, max_iter: int = 500):
+    """Tangent space ``V`` and graph ``H`` of a ``dim``-dimensional SSM from trajectories ``(t, y)``.
+
+    Returns ``(V, H, info)``; see :func:`fit_ssm` for the arguments."""
+    trajectories, y0 = _stack(trajectories, fixed_point)
+    Y = np.concatenate([y for _, y in trajectories]) - y0
+    p = Y.shape[1]
+    if not 1 <= dim < p:
+        raise ValueError(f"expected 1 <= dim < {p} (the observable space's dimension), got dim={dim}; with few "
+                         "observables, delay-embed them first (neurosbi.dynamics.delay_embed)")
+    basis = polynomial_basis(dim, order)
+    if len(Y) < basis.size:
+        raise ValueError(f"{len(Y)} samples cannot fit a graph with {basis.size} monomials: record more or "
+                         "lower the order")
+    info = {}
+    if tangent is not None:
+        V = np.asarray(tangent, float)
+        if V.shape != (p, dim):
+            raise ValueError(f"expected a tangent basis of shape {(p, dim)}, got {V.shape}")
+        V, _ = np.linalg.qr(V)
+        V = V * np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(dim)])
+    else:
+        V = np.linalg.svd(Y, full_matrices=False)[2][:dim].T  # uncentred: the fixed point is the origin
+        V = V * np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(dim)])
+    if joint and order >= 2:
+        V, extra = _joint_tangent(Y, V, basis, ridge, max_iter)
+        info.update(extra)
+    H = _graph_least_squares(Y, V, basis, ridge)
+    return V, H, info
+
+
+def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int = 8, folds: int = 5):
+    """Polynomial ``R`` ``[d, size]`` (degree 1..order) with ``η̇ ≈ R(η)``; ``ridge`` a number, or None to
+    choose it among ``DEFAULT_RIDGES`` by cross-validation (whole trajectories held out when there are at
+    least two, else contiguous blocks). Returns ``(R, info)``."""
+    xs, dxs, groups = [], [], []
+    for n, (t, eta) in enumerate(eta_trajectories):
+        _, e, de = time_derivative(t, eta, accuracy)
+        xs.append(e)
+        dxs.append(de)
+        groups.append(np.full(len(e), n))
+    X, dX, groups = np.concatenate(xs), np.concatenate(dxs), np.concatenate(groups)
+    d = X.shape[1]
+    basis = polynomial_basis(d, order)
+    cols = basis.up_to(order, start=1)
+    phi = basis.evaluate(X)[:, cols]
+    scale = np.max(np.abs(phi), axis=0)
+    scale[scale == 0] = 1.0
+    phi = phi / scale
+    if len(phi) < len(cols):
+        raise ValueError(f"{len(phi)} derivative samples cannot fit a field with {len(cols)} monomials per "
+                         "coordinate: record longer trajectories or lower the order")
+
+    def solve(rows, lam):
+        A, b = phi[rows], dX[rows]
+        if lam > 0:
+            return np.linalg.solve(A.T @ A + lam * len(A) * np.eye(A.shape[1]), A.T @ b)
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+    info = {"derivative_accuracy": accuracy}
+    if ridge is None:
+        n_groups = len(eta_trajectories)
+        fold_of = groups % min(folds, n_groups) if n_groups >= 2 else (np.arange(len(X)) * folds) // len(X)
+        k = int(fold_of.max()) + 1
+        scores = []
+        for lam in DEFAULT_RIDGES:
+            err = 0.0
+            for f in range(k):
+                coef = solve(fold_of != f, lam)
+                err += float(np.sum((phi[fold_of == f] @ coef - dX[fold_of == f]) ** 2))
+            scores.append(err / len(X))
+        ridge = float(DEFAULT_RIDGES[int(np.argmin(scores))])
+        info["cv_scores"] = dict(zip((float(v) for v in DEFAULT_RIDGES), scores))
+    coef = solve(np.ones(len(X), bool), float(ridge))
+    R = np.zeros((d, basis.size))
+    R[:, cols] = (coef / scale[:, None]).T
+    info["ridge"] = float(ridge)
+    info["field_rmse"] = float(np.sqrt(np.mean((phi @ coef - dX) ** 2)))
+    return R, info
+
+
+def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tangent=None, fixed_point=None,
+            joint: bool = False, ridge: float = 0.0, field_ridge=None, accuracy: int = 8) -> SpectralSubmanifold:
+    """A ``dim``-dimensional SSM fitted to trajectories ``[(t, y), ...]`` near a stable fixed point.
+
+    Args:
+        trajectories: ``(t [T], y [T, p])`` pairs, uniformly sampled, transients removed (or delay-embedded
+            observables, see :func:`neurosbi.dynamics.delay_embed`).
+        dim: dimension of the SSM.
+        order: degree of the graph (parametrization).
+        field_order: degree of the reduced vector field.
+        tangent: ``[p, dim]`` tangent space to use (e.g. from the linearization, or the Vandermonde modes of a
+            delay embedding); default: leading singular vectors of the data about the fixed point.
+        fixed_point: ``y*`` ``[p]`` (default 0).
+        joint: optimize the tangent space together with the graph (needs ``order >= 2``).
+        ridge: ridge penalty of the graph regression.
+        field_ridge: ridge penalty of the reduced field; None chooses it by cross-validation.
+        accuracy: order of the central differences for the time derivatives.
+
+    Example:
+        >>> ssm = fit_ssm(trajectories, dim=2, order=3, field_order=5)
+        >>> ssm.trajectory_errors(test_trajectories)  # NMTE per trajectory
+    """
+    start = time.perf_counter()
+    trajectories, y0 = _stack(trajectories, fixed_point)
+    V, H, info = fit_manifold(trajectories, dim, order, tangent=tangent, fixed_point=y0, joint=joint, ridge=ridge)
+    eta = [(t, (y - y0) @ V) for t, y in trajectories]
+    R, field_info = fit_reduced_field(eta, field_order, ridge=field_ridge, accuracy=accuracy)
+    ssm = SpectralSubmanifold(fixed_point=y0, tangent=V, graph=H, order=order, field=R, field_order=field_order,
+                              info={"method": "data", **info, **field_info})
+    ssm.info["parametrization_error"] = float(np.mean(ssm.parametrization_errors(trajectories)))
+    ssm.info["seconds"] = time.perf_counter() - start
+    return ssm

@@ -1,0 +1,125 @@
+"""The spectral submanifold as one result object, whichever way it was computed (from data or from
+the equations): a graph over its tangent space and a polynomial vector field on it.
+
+    chart:           η = Vᵀ (y − y*)                         (V orthonormal [p, d])
+    parametrization: y = y* + V η + H φ_{2..M}(η),  Vᵀ H = 0
+    reduced field:   η̇ = R(η) = Σ_{1 ≤ |m| ≤ K} r_m η^m
+
+Prediction encodes an initial condition with the chart, integrates the reduced field and lifts; its
+error is the normalized mean trajectory error of SSMLearn (Cenedese et al. 2022):
+NMTE = mean_t ‖ŷ(t) − y(t)‖ / max_t ‖y(t)‖, with y measured from the fixed point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from .._polynomials import PolynomialBasis
+
+
+@lru_cache(maxsize=64)
+def polynomial_basis(dim: int, order: int) -> PolynomialBasis:
+    """A shared basis (its product tables are built once per (dim, order))."""
+    return PolynomialBasis(dim, order)
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralSubmanifold:
+    """A ``d``-dimensional SSM of a fixed point ``y*`` in a ``p``-dimensional (observable) space.
+
+    Attributes:
+        fixed_point: ``y*`` ``[p]``.
+        tangent: ``V`` ``[p, d]`` with orthonormal columns.
+        graph: ``H`` ``[p, size]`` over the monomials of degree ``0..order`` in ``d`` variables (entries of
+            degree below 2 are zero).
+        order: degree of the parametrization.
+        field: ``R`` ``[d, size]`` over the monomials of degree ``0..field_order`` (degree 0 is zero).
+        field_order: degree of the reduced vector field.
+        info: how it was computed (method, eigenvalues, fit errors, ridge, seconds ...).
+    """
+
+    fixed_point: np.ndarray
+    tangent: np.ndarray
+    graph: np.ndarray
+    order: int
+    field: np.ndarray
+    field_order: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return self.tangent.shape[1]
+
+    @property
+    def geometry_basis(self) -> PolynomialBasis:
+        return polynomial_basis(self.dim, self.order)
+
+    @property
+    def field_basis(self) -> PolynomialBasis:
+        return polynomial_basis(self.dim, self.field_order)
+
+    def chart(self, y) -> np.ndarray:
+        """Reduced coordinates ``η`` ``[N, d]`` of observations ``y`` ``[N, p]``."""
+        return (np.asarray(y, float) - self.fixed_point) @ self.tangent
+
+    def parametrization(self, eta) -> np.ndarray:
+        """The point ``y`` ``[N, p]`` of the manifold over reduced coordinates ``eta`` ``[N, d]``."""
+        eta = np.atleast_2d(np.asarray(eta, float))
+        return self.fixed_point + eta @ self.tangent.T + self.geometry_basis(self.graph, eta)
+
+    def reduced_field(self, eta) -> np.ndarray:
+        """``η̇`` ``[N, d]`` at ``eta`` ``[N, d]``."""
+        return self.field_basis(self.field, np.atleast_2d(np.asarray(eta, float)))
+
+    @property
+    def linear_part(self) -> np.ndarray:
+        """The Jacobian ``[d, d]`` of the reduced field at the fixed point."""
+        return self.field_basis.linear_part(self.field)
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of the reduced field's linear part (slowest first)."""
+        lam = np.linalg.eigvals(self.linear_part)
+        return lam[np.argsort(-lam.real, kind="stable")]
+
+    def integrate(self, t, eta0, *, rtol: float = 1e-10, atol: float = 1e-12) -> np.ndarray:
+        """The reduced trajectory ``[len(t), d]`` from ``eta0`` at times ``t`` (DOP853). Rows after a
+        blow-up are NaN."""
+        t = np.asarray(t, float)
+        basis, coeffs = self.field_basis, self.field
+        sol = solve_ivp(lambda _, e: basis(coeffs, e[None])[0], (t[0], t[-1]), np.asarray(eta0, float), t_eval=t,
+                        method="DOP853", rtol=rtol, atol=atol)
+        out = np.full((len(t), self.dim), np.nan)
+        out[: sol.y.shape[1]] = sol.y.T
+        return out
+
+    def predict(self, t, y0) -> np.ndarray:
+        """Encode ``y0`` ``[p]``, integrate the reduced field over ``t``, lift: ``[len(t), p]``."""
+        return self.parametrization(self.integrate(t, self.chart(np.asarray(y0)[None])[0]))
+
+    def trajectory_errors(self, trajectories) -> np.ndarray:
+        """NMTE of each ``(t, y)`` trajectory predicted from its first sample (``inf`` if integration failed)."""
+        errors = []
+        for t, y in trajectories:
+            y = np.asarray(y, float)
+            pred = self.predict(t, y[0])
+            if not np.all(np.isfinite(pred)):
+                errors.append(np.inf)
+                continue
+            scale = np.max(np.linalg.norm(y - self.fixed_point, axis=1))
+            errors.append(float(np.mean(np.linalg.norm(pred - y, axis=1)) / scale))
+        return np.asarray(errors)
+
+    def parametrization_errors(self, trajectories) -> np.ndarray:
+        """The static error of the manifold: NMTE of lifting each trajectory's own chart coordinates."""
+        errors = []
+        for _, y in trajectories:
+            y = np.asarray(y, float)
+            lifted = self.parametrization(self.chart(y))
+            scale = np.max(np.linalg.norm(y - self.fixed_point, axis=1))
+            errors.append(float(np.mean(np.linalg.norm(lifted - y, axis=1)) / scale))
+        return np.asarray(errors)
