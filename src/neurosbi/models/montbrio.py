@@ -61,6 +61,12 @@ _BLOCK = _GROUP * _BLOCK_GROUPS
 AUTOCORR_LAGS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
+
+def mean_field(v, r, delta, eta, J, current=0.0):
+    """The Montbrió–Pazó–Roxin field (τ = 1): ``(dv/dt, dr/dt)`` with
+    dv/dt = v² − π² r² + J r + η + I,  dr/dt = Δ/π + 2 r v."""
+    return v * v - (jnp.pi * r) ** 2 + J * r + eta + current, delta / jnp.pi + 2.0 * r * v
+
 class Montbrio(Model):
     """MPR mean-field model with the published protocol.
 
@@ -223,14 +229,11 @@ class Montbrio(Model):
         extra = theta[:, col] if self.infer_input else None
         dt = jnp.asarray(self.time_step, dtype)
         noise_scale = sigma * jnp.sqrt(dt)
-        delta_over_pi = delta / jnp.pi
-        pi2 = jnp.asarray(jnp.pi**2, dtype)
         stochastic = self.infer_sigma or self.noise_sigma > 0
 
         def step(state, first_step, k, noise):
             v, r = state
-            dv = v * v - pi2 * r * r + J * r + eta + self._input(first_step + k, extra)
-            dr = delta_over_pi + 2.0 * r * v
+            dv, dr = mean_field(v, r, delta, eta, J, self._input(first_step + k, extra))
             v, r = v + dt * dv, r + dt * dr
             if stochastic and self.noise == "two-point":
                 v = v + jnp.where(((noise[0] >> k) & 1) != 0, noise_scale, -noise_scale)
