@@ -6,5 +6,6 @@ from ._embedding import central_difference_weights as central_difference_weights
 from ._embedding import delay_embed as delay_embed
 from ._embedding import embedding_copies as embedding_copies
 from ._embedding import time_derivative as time_derivative
+from ._integrate import integrate as integrate
 from ._polynomials import PolynomialBasis as PolynomialBasis
 from ._polynomials import monomial_exponents as monomial_exponents

@@ -71,8 +71,8 @@ def tangent_basis(vectors) -> np.ndarray:
 
 
 def ssm_from_vector_field(f: Callable, fixed_point, *, dim: int | None = None, modes: Sequence[int] | None = None,
-                          order: int = 5, tangent=None, allow_unstable: bool = False,
-                          fixed_point_tol: float = 1e-8) -> SpectralSubmanifold:
+                          order: int = 5, field_degree: int | None = None, tangent=None,
+                          allow_unstable: bool = False, fixed_point_tol: float = 1e-8) -> SpectralSubmanifold:
     """The SSM of ``ẋ = f(x)`` at ``fixed_point`` tangent to the ``dim`` slowest modes (or ``modes``).
 
     Args:
@@ -80,6 +80,8 @@ def ssm_from_vector_field(f: Callable, fixed_point, *, dim: int | None = None, m
         fixed_point: ``x*`` with ``f(x*) = 0``.
         dim, modes: the SSM's dimension (slowest modes) or the mode indices in the slowest-first spectrum.
         order: degree of the parametrization and of the reduced field.
+        field_degree: degree of the Taylor expansion of ``f`` (default ``order``); a polynomial field of degree
+            3 needs only 3, which keeps large systems cheap (the k-th derivative tensor has ``n^(k+1)`` entries).
         tangent: an orthonormal basis ``[n, d]`` of the tangent space to use as chart (default: from the
             real and imaginary parts of the modal eigenvectors); must span the same subspace.
 
@@ -89,7 +91,7 @@ def ssm_from_vector_field(f: Callable, fixed_point, *, dim: int | None = None, m
     """
     start = time.perf_counter()
     x0 = np.asarray(fixed_point, np.float64).ravel()
-    taylor, xbasis = taylor_coefficients(f, x0, order)
+    taylor, xbasis = taylor_coefficients(f, x0, order if field_degree is None else min(order, field_degree))
     residual = float(np.max(np.abs(taylor[:, 0])))
     if residual > fixed_point_tol * max(1.0, float(np.max(np.abs(x0)))):
         raise ValueError(f"|f(x*)| = {residual:.3g}: the point given is not a fixed point; find one first "
@@ -101,7 +103,7 @@ def ssm_from_vector_field(f: Callable, fixed_point, *, dim: int | None = None, m
     n = len(x0)
     vec_inv = np.linalg.inv(vec)
     # g(y) = P⁻¹ f(x* + P y): compose the Taylor polynomial with the modal map
-    ybasis = PolynomialBasis(n, order)
+    ybasis = PolynomialBasis(n, xbasis.max_order)
     nonlinear = taylor.copy()
     nonlinear[:, xbasis.up_to(1)] = 0.0
     g = vec_inv @ xbasis.compose(nonlinear, linear_map(vec, ybasis), ybasis)

@@ -129,10 +129,12 @@ def fit_manifold(trajectories, dim: int, order: int, *, tangent=None, fixed_poin
     return V, H, info
 
 
-def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int = 8, folds: int = 5):
+def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int = 8, folds: int = 5,
+                      linear_part=None):
     """Polynomial ``R`` ``[d, size]`` (degree 1..order) with ``η̇ ≈ R(η)``; ``ridge`` a number, or None to
     choose it among ``DEFAULT_RIDGES`` by cross-validation (whole trajectories held out when there are at
-    least two, else contiguous blocks). Returns ``(R, info)``."""
+    least two, else contiguous blocks). ``linear_part`` ``[d, d]`` fixes the Jacobian (e.g. from the
+    linearization) and fits only the nonlinear terms. Returns ``(R, info)``."""
     xs, dxs, groups = [], [], []
     for n, (t, eta) in enumerate(eta_trajectories):
         _, e, de = time_derivative(t, eta, accuracy)
@@ -142,7 +144,12 @@ def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int
     X, dX, groups = np.concatenate(xs), np.concatenate(dxs), np.concatenate(groups)
     d = X.shape[1]
     basis = polynomial_basis(d, order)
-    cols = basis.up_to(order, start=1)
+    cols = basis.up_to(order, start=1 if linear_part is None else 2)
+    if linear_part is not None:
+        linear_part = np.asarray(linear_part, float)
+        if linear_part.shape != (d, d):
+            raise ValueError(f"expected a linear part of shape {(d, d)}, got {linear_part.shape}")
+        dX = dX - X @ linear_part.T
     phi = basis.evaluate(X)[:, cols]
     scale = np.max(np.abs(phi), axis=0)
     scale[scale == 0] = 1.0
@@ -174,13 +181,16 @@ def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int
     coef = solve(np.ones(len(X), bool), float(ridge))
     R = np.zeros((d, basis.size))
     R[:, cols] = (coef / scale[:, None]).T
+    if linear_part is not None:
+        R[:, basis.of_degree(1)] = linear_part
     info["ridge"] = float(ridge)
     info["field_rmse"] = float(np.sqrt(np.mean((phi @ coef - dX) ** 2)))
     return R, info
 
 
 def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tangent=None, fixed_point=None,
-            joint: bool = False, ridge: float = 0.0, field_ridge=None, accuracy: int = 8) -> SpectralSubmanifold:
+            joint: bool = False, ridge: float = 0.0, field_ridge=None, accuracy: int = 8,
+            field_linear_part=None) -> SpectralSubmanifold:
     """A ``dim``-dimensional SSM fitted to trajectories ``[(t, y), ...]`` near a stable fixed point.
 
     Args:
@@ -196,6 +206,8 @@ def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tan
         ridge: ridge penalty of the graph regression.
         field_ridge: ridge penalty of the reduced field; None chooses it by cross-validation.
         accuracy: order of the central differences for the time derivatives.
+        field_linear_part: ``[dim, dim]`` Jacobian of the reduced field in the chart coordinates, when known
+            (e.g. ``Vᵀ A V`` from the linearization); only the nonlinear terms are then fitted.
 
     Example:
         >>> ssm = fit_ssm(trajectories, dim=2, order=3, field_order=5)
@@ -205,7 +217,8 @@ def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tan
     trajectories, y0 = _stack(trajectories, fixed_point)
     V, H, info = fit_manifold(trajectories, dim, order, tangent=tangent, fixed_point=y0, joint=joint, ridge=ridge)
     eta = [(t, (y - y0) @ V) for t, y in trajectories]
-    R, field_info = fit_reduced_field(eta, field_order, ridge=field_ridge, accuracy=accuracy)
+    R, field_info = fit_reduced_field(eta, field_order, ridge=field_ridge, accuracy=accuracy,
+                                      linear_part=field_linear_part)
     ssm = SpectralSubmanifold(fixed_point=y0, tangent=V, graph=H, order=order, field=R, field_order=field_order,
                               info={"method": "data", **info, **field_info})
     ssm.info["parametrization_error"] = float(np.mean(ssm.parametrization_errors(trajectories)))

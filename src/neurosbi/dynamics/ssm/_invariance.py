@@ -59,7 +59,8 @@ def solve_invariance(eigenvalues, g, g_basis: PolynomialBasis, modes, order: int
     Args:
         eigenvalues: ``λ`` ``[n]`` (complex).
         g: the nonlinear part ``[n, g_basis.size]`` in modal coordinates (degree >= 2; lower ones ignored).
-        g_basis: basis of ``g`` in ``n`` variables, degree at least ``order``.
+        g_basis: basis of ``g`` in ``n`` variables; terms above its degree are taken as zero (a polynomial
+            field, or a Taylor expansion truncated on purpose).
         modes: the ``d`` indices ``E`` of the modes the manifold is tangent to.
         order: highest degree of ``W`` and ``R``.
         style: ``graph`` or ``normal_form`` (how the terms inside ``E`` are split, see module docstring).
@@ -77,14 +78,15 @@ def solve_invariance(eigenvalues, g, g_basis: PolynomialBasis, modes, order: int
     n, d = len(lam), len(modes)
     if style not in ("graph", "normal_form"):
         raise ValueError(f"expected style 'graph' or 'normal_form', got {style!r}")
-    if g_basis.dim != n or g_basis.max_order < order:
-        raise ValueError(f"expected g over {n} variables to degree >= {order}, got {g_basis.dim}, {g_basis.max_order}")
+    if g_basis.dim != n:
+        raise ValueError(f"expected g over {n} variables, got {g_basis.dim}")
     basis = PolynomialBasis(d, order)
     lam_e = lam[modes]
     g = np.array(g, complex)
     g[:, g_basis.up_to(1)] = 0.0  # the linear part is Λ
-    g = g[:, g_basis.up_to(order)]
-    g_trunc = PolynomialBasis(n, order)
+    # g is used to degree min(order, its own): a polynomial field of low degree keeps the composition cheap
+    g_trunc = PolynomialBasis(n, min(order, g_basis.max_order))
+    g = g[:, g_basis.up_to(g_trunc.max_order)]
     W = np.zeros((n, basis.size), complex)
     R = np.zeros((d, basis.size), complex)
     resonant = np.zeros((d, basis.size), bool)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import jax.numpy as jnp
 import numpy as np
-from scipy.integrate import solve_ivp
 
+from .._integrate import integrate
 from .._polynomials import PolynomialBasis
 
 
@@ -86,27 +87,38 @@ class SpectralSubmanifold:
         lam = np.linalg.eigvals(self.linear_part)
         return lam[np.argsort(-lam.real, kind="stable")]
 
-    def integrate(self, t, eta0, *, rtol: float = 1e-10, atol: float = 1e-12) -> np.ndarray:
-        """The reduced trajectory ``[len(t), d]`` from ``eta0`` at times ``t`` (DOP853). Rows after a
-        blow-up are NaN."""
-        t = np.asarray(t, float)
-        basis, coeffs = self.field_basis, self.field
-        sol = solve_ivp(lambda _, e: basis(coeffs, e[None])[0], (t[0], t[-1]), np.asarray(eta0, float), t_eval=t,
-                        method="DOP853", rtol=rtol, atol=atol)
-        out = np.full((len(t), self.dim), np.nan)
-        out[: sol.y.shape[1]] = sol.y.T
-        return out
+    def integrate(self, t, eta0, *, rtol: float = 1e-10, atol: float = 1e-12, max_steps: int = 200_000) -> np.ndarray:
+        """The reduced trajectory ``[len(t), d]`` (or ``[B, len(t), d]`` for ``eta0`` ``[B, d]``) at times
+        ``t`` (diffrax, float64); NaN from where integration failed (blow-up or ``max_steps``)."""
+        exps, coeffs = self.field_basis.exponents, self.field  # numpy: become float64 constants when traced
+
+        def field(eta):
+            return jnp.asarray(coeffs) @ jnp.prod(eta[None, :] ** jnp.asarray(exps), axis=1)
+
+        return integrate(field, eta0, t, rtol=rtol, atol=atol, max_steps=max_steps)
 
     def predict(self, t, y0) -> np.ndarray:
-        """Encode ``y0`` ``[p]``, integrate the reduced field over ``t``, lift: ``[len(t), p]``."""
-        return self.parametrization(self.integrate(t, self.chart(np.asarray(y0)[None])[0]))
+        """Encode ``y0`` ``[p]`` (or ``[B, p]``), integrate the reduced field over ``t``, lift: ``[len(t), p]``
+        (or ``[B, len(t), p]``); NaN rows where the reduced model blew up."""
+        y0 = np.asarray(y0, float)
+        eta = self.integrate(t, self.chart(np.atleast_2d(y0)))  # [B, T, d]
+        out = np.full(eta.shape[:2] + (self.fixed_point.size,), np.nan)
+        ok = np.all(np.isfinite(eta), axis=2)
+        out[ok] = self.parametrization(eta[ok])
+        return out[0] if y0.ndim == 1 else out
 
     def trajectory_errors(self, trajectories) -> np.ndarray:
-        """NMTE of each ``(t, y)`` trajectory predicted from its first sample (``inf`` if integration failed)."""
+        """NMTE of each ``(t, y)`` trajectory predicted from its first sample (``inf`` if integration failed).
+        Trajectories on one time grid are integrated together."""
+        trajectories = [(np.asarray(t, float), np.asarray(y, float)) for t, y in trajectories]
+        same_grid = all(t.shape == trajectories[0][0].shape and np.array_equal(t, trajectories[0][0])
+                        for t, _ in trajectories)
+        if same_grid:
+            preds = self.predict(trajectories[0][0], np.stack([y[0] for _, y in trajectories]))
+        else:
+            preds = [self.predict(t, y[0]) for t, y in trajectories]
         errors = []
-        for t, y in trajectories:
-            y = np.asarray(y, float)
-            pred = self.predict(t, y[0])
+        for (_, y), pred in zip(trajectories, preds):
             if not np.all(np.isfinite(pred)):
                 errors.append(np.inf)
                 continue
