@@ -195,7 +195,7 @@ def test_duffing_backbone_slope_is_the_lindstedt_formula():
     slope = np.diff(bb["frequency"])[0] / np.diff(bb["amplitude"] ** 2)[0]
     w0 = np.sqrt(2.0)
     assert slope == pytest.approx(3 / (8 * w0) - 5 * 9 / (12 * w0**3), rel=2e-3)
-    assert slope == pytest.approx(-1.0615, abs=5e-4)
+    assert slope == pytest.approx(-1.0615, abs=1e-4)
     assert np.diff(bb["damping"])[0] / np.diff(bb["amplitude"] ** 2)[0] == pytest.approx(0.0125, abs=3e-4)
     assert abs(gamma) > 0
 
