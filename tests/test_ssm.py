@@ -3,6 +3,8 @@
 Stuart–Landau master with a slaved coordinate (T3), the Duffing backbone (T4), delay embedding of a linear
 system (T5); the polynomial algebra; and the errors a user can run into."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -263,3 +265,43 @@ def test_short_trajectories_and_bad_inputs_get_clear_errors():
         ssm_from_vector_field(t1_field(), [0.5, 0.0], dim=1, order=2)
     with pytest.raises(ValueError, match="complex pair"):
         ssm_from_vector_field(t3_field, [0.0, 0.0, 0.0], dim=1, order=2)
+
+
+# ---------------------------------------------------------------------------------------------- neural systems
+def test_neural_systems_have_the_published_spectra():
+    import jax
+
+    from neurosbi.dynamics.systems import NEURAL
+
+    def spectrum(system):
+        with jax.enable_x64(True):
+            jac = np.asarray(jax.jacfwd(system.field)(jnp.asarray(system.fixed_point)))
+        lam = np.linalg.eigvals(jac)
+        return lam[np.lexsort((lam.imag, lam.real))]
+
+    hh = NEURAL["hh-rest"]()
+    assert hh.fixed_point[0] == pytest.approx(-65.0, abs=0.01)
+    assert np.allclose(spectrum(hh), [-4.675, -0.2026 - 0.3832j, -0.2026 + 0.3832j, -0.1207], atol=5e-4)
+    assert np.allclose(spectrum(NEURAL["mpr-node"]()), [-5.40, -2.45], atol=5e-3)
+    assert np.allclose(np.sort(spectrum(NEURAL["rnn-line"]()).real)[-2:], [-1.0, -0.05])
+
+
+def test_mpr_node_ssm_application_predicts_held_out_trajectories(tmp_path):
+    from neurosbi.dynamics.ssm import run_ssm_application
+
+    r = run_ssm_application("mpr-node", out=tmp_path, order=4, field_order=4)
+    assert r["spectral_quotient"] == 2.0 and r["ssm_dim"] == 1
+    assert r["equation"]["reduced_eigenvalues"][0][0] == pytest.approx(-2.4487, abs=1e-3)
+    assert r["equation"]["test_nmte_mean"] < 0.02  # the slow curve carries the relaxation
+    assert r["data_svd_tangent"]["test_nmte_mean"] < 0.03
+    assert abs(r["data_svd_tangent"]["reduced_eigenvalues"][0][0] + 2.45) < 0.15
+    assert (tmp_path / "ssm.png").exists() and json.loads((tmp_path / "ssm.json").read_text())["system"] == "mpr-node"
+
+
+def test_unknown_neural_system_is_refused_with_the_list(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    res = CliRunner().invoke(app, ["dynamics", "ssm", "hh-spiking", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "hh-rest" in res.output

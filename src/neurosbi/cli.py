@@ -445,3 +445,39 @@ def main() -> None:  # pragma: no cover - console entry point
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; re-run the same command to resume from the bank")
         sys.exit(130)
+
+
+dynamics_app = typer.Typer(help="Dynamics tools: spectral submanifolds (and neural ODEs, issue 6 in progress).",
+                           no_args_is_help=True)
+app.add_typer(dynamics_app, name="dynamics")
+
+
+@dynamics_app.command("ssm")
+def dynamics_ssm_cmd(
+    name: str = typer.Argument("mpr-node", help="mpr-node | hh-rest | wilson-cowan | rnn-line"),
+    out: Path = typer.Option(Path("neurosbi-ssm"), "--out", help="output folder (ssm.json, ssm.png)"),
+    order: int = typer.Option(5, help="degree of the equation-driven SSM and its reduced field"),
+    data_order: int = typer.Option(3, help="degree of the data-driven graph"),
+    field_order: int = typer.Option(5, help="degree of the data-driven reduced field"),
+    amplitude: Optional[float] = typer.Option(None, help="radius of the initial perturbations along the unit "
+                                              "eigenvectors [default: per system]"),
+    seed: int = typer.Option(0, help="seed of the initial conditions"),
+    json_out: bool = typer.Option(False, "--json", help="print ssm.json as one JSON line"),
+) -> None:
+    """SSM reduction of a neural model: the SSM from its equations and one fitted to simulated trajectories,
+    both scored by NMTE on held-out trajectories of the full model."""
+    from .dynamics.ssm import ResonanceError, run_ssm_application
+
+    try:
+        result = run_ssm_application(name, out=out, order=order, data_order=data_order, field_order=field_order,
+                                     amplitude=amplitude, seed=seed)
+    except (ResonanceError, ValueError, RuntimeError) as err:
+        _fail(err)
+    if json_out:
+        print(json.dumps(result))
+        return
+    rows = [("equations", result["equation"]), ("data, SVD tangent", result["data_svd_tangent"]),
+            ("data, joint tangent", result["data_joint_tangent"])]
+    console.print(f"{name}: {result['ssm_dim']}-D SSM of a {result['state_dim']}-D model, spectral quotient "
+                  f"{result['spectral_quotient']:.0f}; held-out NMTE " +
+                  ", ".join(f"{label} {r['test_nmte_mean']:.2%}" for label, r in rows) + f" -> {out / 'ssm.json'}")

@@ -534,6 +534,45 @@ def sc_regimes(samples, rows, steps, *, path=None):
     return _finish(fig, path)
 
 
+def ssm_application(name, t, y, predictions: dict, trajectories, ssm, record: dict, *, path=None):
+    """Full-model trajectories projected on the first two state coordinates with the SSM; one held-out
+    trajectory against the reduced models' predictions; NMTE per held-out trajectory."""
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    for traj in trajectories:
+        ax[0].plot(traj[:, 0], traj[:, 1], color="0.7", lw=0.8)
+    charts = np.concatenate([ssm.chart(traj) for traj in trajectories])
+    if ssm.dim == 1:
+        eta = np.linspace(charts.min(), charts.max(), 200)[:, None]
+        curve = ssm.parametrization(eta)
+        ax[0].plot(curve[:, 0], curve[:, 1], "C3", lw=2, label="SSM (equations)")
+    else:
+        lo, hi = charts.min(0), charts.max(0)
+        for v in np.linspace(lo[0], hi[0], 7):
+            grid = np.zeros((100, ssm.dim))
+            grid[:, 0], grid[:, 1] = v, np.linspace(lo[1], hi[1], 100)
+            line = ssm.parametrization(grid)
+            ax[0].plot(line[:, 0], line[:, 1], "C3", lw=0.8)
+        ax[0].plot([], [], "C3", label="SSM grid (equations)")
+    ax[0].plot(*ssm.fixed_point[:2], "k*", ms=10)
+    ax[0].set(xlabel="state 0", ylabel="state 1", title=f"{name}: trajectories and the {ssm.dim}-D SSM")
+    ax[0].legend(fontsize=7)
+    ax[1].plot(t, y[:, 0], "k", lw=1.5, label="full model")
+    for (label, pred), style in zip(predictions.items(), ("C0--", "C1:", "C2-.")):
+        ax[1].plot(t, pred[:, 0], style, lw=1.5, label=label)
+    ax[1].set(xlabel="time", ylabel="state 0", title="held-out trajectory")
+    ax[1].legend(fontsize=7)
+    bars = {f"equations (order {record['equation']['order']})": record["equation"]["test_nmte"]}
+    bars.update({k.replace("_", " "): record[k]["test_nmte"] for k in ("data_svd_tangent", "data_joint_tangent")
+                 if k in record})
+    width = 0.8 / len(bars)
+    for i, (label, values) in enumerate(bars.items()):
+        values = np.minimum(np.asarray(values, float), 1.0) * 100  # a failed prediction (inf) drawn at 100 %
+        ax[2].bar(np.arange(len(values)) + (i - (len(bars) - 1) / 2) * width, values, width, label=label)
+    ax[2].set(xlabel="held-out trajectory", ylabel="NMTE (%)", title="prediction error")
+    ax[2].legend(fontsize=7)
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -2,6 +2,7 @@
 from trajectories (:func:`fit_ssm`) or from a vector field written in JAX (:func:`ssm_from_vector_field`);
 normal forms and backbone curves of the reduced dynamics. Haller & Ponsioen (2016); Cenedese et al. (2022)."""
 
+from ._applications import run_ssm_application as run_ssm_application
 from ._equation import spectral_decomposition as spectral_decomposition
 from ._equation import ssm_from_vector_field as ssm_from_vector_field
 from ._fit import fit_manifold as fit_manifold

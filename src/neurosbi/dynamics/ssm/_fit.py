@@ -10,6 +10,9 @@ reduced vector field fitted to finite-difference derivatives.
   so the unconstrained ridge solution already satisfies ``Vᵀ H = 0`` exactly; no KKT system needed.
 - Reduced field: central differences of accuracy 8 (default), ridge regression on monomials scaled to
   unit maximum, the ridge chosen by cross-validation over trajectories (folds of whole trajectories).
+  A ridge λ adds λ · mean(diag(ΦᵀΦ)) to the diagonal: relative to the features' own power, since data
+  decaying to a fixed point leave most monomials far below their maximum (an absolute λ N, SSMLearn's
+  scaling, let cross-validation pick penalties that swamped the cubic terms of the Wilson–Cowan fit).
 
 Data can only determine the SSM's terms of degree below the spectral quotient unless they start on the
 SSM (reference notes §2.2): the other invariant manifolds tangent to the same space differ from it by
@@ -56,7 +59,8 @@ def _graph_least_squares(Y, V, basis: PolynomialBasis, ridge: float):
     phi = phi / scale
     residual = Y - eta @ V.T
     if ridge > 0:
-        coef = np.linalg.solve(phi.T @ phi + ridge * len(phi) * np.eye(phi.shape[1]), phi.T @ residual)
+        gram = phi.T @ phi
+        coef = np.linalg.solve(gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram)), phi.T @ residual)
     else:
         coef = np.linalg.lstsq(phi, residual, rcond=None)[0]
     H = np.zeros((Y.shape[1], basis.size))
@@ -161,7 +165,8 @@ def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int
     def solve(rows, lam):
         A, b = phi[rows], dX[rows]
         if lam > 0:
-            return np.linalg.solve(A.T @ A + lam * len(A) * np.eye(A.shape[1]), A.T @ b)
+            gram = A.T @ A
+            return np.linalg.solve(gram + lam * np.trace(gram) / len(gram) * np.eye(len(gram)), A.T @ b)
         return np.linalg.lstsq(A, b, rcond=None)[0]
 
     info = {"derivative_accuracy": accuracy}
