@@ -7,5 +7,10 @@ from ._embedding import delay_embed as delay_embed
 from ._embedding import embedding_copies as embedding_copies
 from ._embedding import time_derivative as time_derivative
 from ._integrate import integrate as integrate
+from ._neural_ode import NeuralODE as NeuralODE
+from ._neural_ode import NeuralODEConfig as NeuralODEConfig
+from ._neural_ode import field_error as field_error
+from ._neural_ode import fit_neural_ode as fit_neural_ode
+from ._neural_ode import segments as segments
 from ._polynomials import PolynomialBasis as PolynomialBasis
 from ._polynomials import monomial_exponents as monomial_exponents
