@@ -1,5 +1,7 @@
 """Neural ODEs: a linear system's matrix recovered from its trajectories; segmenting and input checks."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,3 +44,33 @@ def test_segments_and_bad_inputs():
         fit_neural_ode(np.full((4, 20, 2), np.nan), 0.1, key=jax.random.key(0), progress=False)
     with pytest.raises(ValueError, match="segment_length"):
         NeuralODEConfig(segment_length=1)
+
+
+def test_mpr_data_sets_and_the_true_fixed_points():
+    from neurosbi.dynamics import mpr_dataset
+    from neurosbi.dynamics._neural_ode_applications import DELTA, ETA, J, _fixed_points, mpr_field
+
+    det = mpr_dataset("deterministic", jax.random.key(0))
+    assert det.shape == (100, 100, 2) and np.all(np.isfinite(det))
+    assert mpr_dataset("noisy-large", jax.random.key(0)).shape == (400, 100, 2)
+    # deterministic data follow the field: one Euler step of 0.01 ten times ≈ the next sample
+    assert np.allclose(det[:, 0, 0], np.repeat(np.linspace(0.1, 3.0, 10), 10))
+    # fixed points: roots of v⁴ + η v² − (JΔ/2π) v − (Δ/2)² with r = −Δ/(2π v) (reference §2.1)
+    roots = np.roots([1.0, 0.0, ETA, -J * DELTA / (2 * np.pi), -(DELTA / 2) ** 2])
+    v = np.sort([x.real for x in roots if abs(x.imag) < 1e-9 and x.real < 0])
+    found = _fixed_points(mpr_field, [[0.08, -2.0], [0.5, -0.5], [1.0, -0.1]])
+    assert np.allclose(sorted(p[1] for p in found), v, atol=1e-4)
+    with pytest.raises(ValueError, match="noisy-large"):
+        mpr_dataset("noisier", jax.random.key(0))
+
+
+def test_neural_ode_command_writes_its_outputs(tmp_path):
+    from typer.testing import CliRunner
+
+    from neurosbi.cli import app
+
+    res = CliRunner().invoke(app, ["dynamics", "neural-ode", "--iterations", "60", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout.strip().splitlines()[-1])
+    assert record["trajectories"] == 100 and len(record["true_fixed_points"]) == 3
+    assert (tmp_path / "neural_ode.png").exists() and (tmp_path / "neural_ode.json").exists()

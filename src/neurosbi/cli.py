@@ -481,3 +481,28 @@ def dynamics_ssm_cmd(
     console.print(f"{name}: {result['ssm_dim']}-D SSM of a {result['state_dim']}-D model, spectral quotient "
                   f"{result['spectral_quotient']:.0f}; held-out NMTE " +
                   ", ".join(f"{label} {r['test_nmte_mean']:.2%}" for label, r in rows) + f" -> {out / 'ssm.json'}")
+
+
+@dynamics_app.command("neural-ode")
+def dynamics_neural_ode_cmd(
+    data: str = typer.Option("deterministic", help="MPR training set: deterministic | noisy | noisy-large"),
+    out: Path = typer.Option(Path("neurosbi-neural-ode"), "--out", help="output folder (neural_ode.json, .png)"),
+    iterations: int = typer.Option(45_000, help="Adam steps (the seed's 45,000)"),
+    seed: int = typer.Option(0, help="PRNG seed (noise, split, initialization)"),
+    json_out: bool = typer.Option(False, "--json", help="print neural_ode.json as one JSON line"),
+) -> None:
+    """Learn the MPR mean-field vector field with a neural ODE (seed 003 §3.8) and compare its phase
+    portrait, nullclines and fixed points with the true ones."""
+    from .dynamics import run_neural_ode
+
+    try:
+        result = run_neural_ode(data, out=out, iterations=iterations, seed=seed, progress=not json_out)
+    except ValueError as err:
+        _fail(err)
+    if json_out:
+        print(json.dumps(result))
+        return
+    err = result["field_error"]
+    console.print(f"neural ODE on {data}: field error {err['relative_rms']:.1%} (median angle "
+                  f"{err['median_angle_degrees']:.1f}°), {len(result['learned_fixed_points'])} fixed points learned "
+                  f"vs {len(result['true_fixed_points'])} true, {result['seconds']:.0f} s -> {out / 'neural_ode.json'}")

@@ -573,6 +573,34 @@ def ssm_application(name, t, y, predictions: dict, trajectories, ssm, record: di
     return _finish(fig, path)
 
 
+def neural_ode_phase(rr, vv, true, learned, data, record: dict, *, path=None):
+    """Phase portraits (r, v) of the true and the learned MPR field with their nullclines (ṙ = 0 blue,
+    v̇ = 0 red; the true ones dashed on the learned panel), fixed points, and the loss curves."""
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    for a, field, title in ((ax[0], true, "true MPR field and training data"),
+                            (ax[1], learned, "learned neural ODE")):
+        a.streamplot(vv, rr, field[..., 1], field[..., 0], color="0.75", density=1.0, linewidth=0.6)
+        a.contour(vv, rr, field[..., 0], [0], colors="C0")
+        a.contour(vv, rr, field[..., 1], [0], colors="C3")
+        a.set(xlabel="v", ylabel="r", title=title, xlim=(vv.min(), vv.max()), ylim=(rr.min(), rr.max()))
+    for traj in data[:: max(len(data) // 25, 1)]:
+        ax[0].plot(traj[:, 1], traj[:, 0], "k", lw=0.4, alpha=0.5)
+    ax[1].contour(vv, rr, true[..., 0], [0], colors="C0", linestyles="--", linewidths=0.8)
+    ax[1].contour(vv, rr, true[..., 1], [0], colors="C3", linestyles="--", linewidths=0.8)
+    for a, key, marker in ((ax[0], "true_fixed_points", "k*"), (ax[1], "learned_fixed_points", "k*")):
+        for r, v in record[key]:
+            a.plot(v, r, marker, ms=10)
+    err = record["field_error"]
+    ax[1].set_title(f"learned ({record['data']}): field error {err['relative_rms']:.1%}, "
+                    f"median angle {err['median_angle_degrees']:.1f}°", fontsize=9)
+    hist = record["history"]
+    ax[2].semilogy(hist["iteration"], hist["train_loss"], label="train")
+    ax[2].semilogy(hist["iteration"], hist["test_loss"], label="test (held-out trajectories)")
+    ax[2].set(xlabel="iteration", ylabel="segment MSE", title="training")
+    ax[2].legend(fontsize=8)
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -12,5 +12,7 @@ from ._neural_ode import NeuralODEConfig as NeuralODEConfig
 from ._neural_ode import field_error as field_error
 from ._neural_ode import fit_neural_ode as fit_neural_ode
 from ._neural_ode import segments as segments
+from ._neural_ode_applications import mpr_dataset as mpr_dataset
+from ._neural_ode_applications import run_neural_ode as run_neural_ode
 from ._polynomials import PolynomialBasis as PolynomialBasis
 from ._polynomials import monomial_exponents as monomial_exponents
