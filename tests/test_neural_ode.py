@@ -74,3 +74,14 @@ def test_neural_ode_command_writes_its_outputs(tmp_path):
     record = json.loads(res.stdout.strip().splitlines()[-1])
     assert record["trajectories"] == 100 and len(record["true_fixed_points"]) == 3
     assert (tmp_path / "neural_ode.png").exists() and (tmp_path / "neural_ode.json").exists()
+
+
+def test_qif_extrapolation_reports_train_and_extrapolation_errors(tmp_path):
+    from neurosbi.dynamics import run_qif_extrapolation
+
+    r = run_qif_extrapolation(out=tmp_path, iterations=20, train_points=40, total_points=200, n_neurons=200,
+                              progress=False)
+    assert r["total_points"] - r["train_points"] == 160 and np.isfinite(r["rmse_extrapolation"])
+    assert len(r["rmse_per_channel_extrapolation"]) == 2 and (tmp_path / "neural_ode.png").exists()
+    with pytest.raises(ValueError, match="train_points"):
+        run_qif_extrapolation(out=tmp_path, train_points=300, total_points=200)

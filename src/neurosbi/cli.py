@@ -485,22 +485,31 @@ def dynamics_ssm_cmd(
 
 @dynamics_app.command("neural-ode")
 def dynamics_neural_ode_cmd(
-    data: str = typer.Option("deterministic", help="MPR training set: deterministic | noisy | noisy-large"),
+    data: str = typer.Option("deterministic", help="MPR training set: deterministic | noisy | noisy-large; or qif "
+                             "(QIF-network trajectory: train on 400 points, extrapolate to 2,000)"),
     out: Path = typer.Option(Path("neurosbi-neural-ode"), "--out", help="output folder (neural_ode.json, .png)"),
-    iterations: int = typer.Option(45_000, help="Adam steps (the seed's 45,000)"),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps [default: the seed's 45,000; 10,000 for qif]"),
     seed: int = typer.Option(0, help="PRNG seed (noise, split, initialization)"),
     json_out: bool = typer.Option(False, "--json", help="print neural_ode.json as one JSON line"),
 ) -> None:
     """Learn the MPR mean-field vector field with a neural ODE (seed 003 §3.8) and compare its phase
     portrait, nullclines and fixed points with the true ones."""
-    from .dynamics import run_neural_ode
+    from .dynamics import run_neural_ode, run_qif_extrapolation
 
     try:
-        result = run_neural_ode(data, out=out, iterations=iterations, seed=seed, progress=not json_out)
+        if data == "qif":
+            result = run_qif_extrapolation(out=out, iterations=iterations or 10_000, seed=seed, progress=not json_out)
+        else:
+            result = run_neural_ode(data, out=out, iterations=iterations or 45_000, seed=seed, progress=not json_out)
     except ValueError as err:
         _fail(err)
     if json_out:
         print(json.dumps(result))
+        return
+    if data == "qif":
+        console.print(f"neural ODE on QIF data: extrapolation RMSE {result['rmse_extrapolation']:.3f} (NMTE "
+                      f"{result['nmte_extrapolation']:.1%}) over {result['total_points'] - result['train_points']} "
+                      f"points after training on {result['train_points']} -> {out / 'neural_ode.json'}")
         return
     err = result["field_error"]
     console.print(f"neural ODE on {data}: field error {err['relative_rms']:.1%} (median angle "

@@ -601,6 +601,21 @@ def neural_ode_phase(rr, vv, true, learned, data, record: dict, *, path=None):
     return _finish(fig, path)
 
 
+def neural_ode_extrapolation(t, data, pred, train_points: int, record: dict, *, path=None):
+    """QIF-network (r, v) against the neural ODE's rollout, the training window shaded."""
+    fig, ax = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    for a, i, name in ((ax[0], 0, "r"), (ax[1], 1, "v")):
+        a.plot(t, data[:, i], "k", lw=0.8, label="QIF network")
+        a.plot(t, pred[:, i], "C1--", lw=1.2, label="neural ODE")
+        a.axvspan(t[0], t[train_points - 1], color="C0", alpha=0.1, label="training window")
+        a.set_ylabel(name)
+    ax[0].legend(fontsize=8)
+    ax[1].set_xlabel("time")
+    ax[0].set_title(f"train on {train_points} points, predict {len(t)}: extrapolation RMSE "
+                    f"{record['rmse_extrapolation']:.3f}, NMTE {record['nmte_extrapolation']:.1%}")
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

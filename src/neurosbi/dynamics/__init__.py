@@ -14,5 +14,6 @@ from ._neural_ode import fit_neural_ode as fit_neural_ode
 from ._neural_ode import segments as segments
 from ._neural_ode_applications import mpr_dataset as mpr_dataset
 from ._neural_ode_applications import run_neural_ode as run_neural_ode
+from ._neural_ode_applications import run_qif_extrapolation as run_qif_extrapolation
 from ._polynomials import PolynomialBasis as PolynomialBasis
 from ._polynomials import monomial_exponents as monomial_exponents
