@@ -305,3 +305,15 @@ def test_unknown_neural_system_is_refused_with_the_list(tmp_path):
 
     res = CliRunner().invoke(app, ["dynamics", "ssm", "hh-spiking", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "hh-rest" in res.output
+
+
+def test_reduced_dynamics_as_a_map_of_the_sampling_step():
+    """T1 on the SSM sampled every 0.5: the map x -> e^{-0.5} x; its rate is the field's eigenvalue −1."""
+    trajs = [(tt[::50], y[::50]) for tt, y in t1_trajectories()]  # samples every 0.01 -> every 0.5
+    assert np.allclose(np.diff(trajs[0][0]), 0.5)
+    ssm = fit_ssm(trajs, 1, order=5, field_order=3, tangent=[[1.0], [0.0]], reduced="map")
+    assert ssm.map_step == pytest.approx(0.5) and ssm.field[0, 1] == pytest.approx(np.exp(-0.5), abs=1e-9)
+    assert ssm.eigenvalues[0].real == pytest.approx(-1.0, abs=1e-8)
+    assert np.max(ssm.trajectory_errors(trajs)) < 1e-8
+    with pytest.raises(ValueError, match="reduced='flow'"):
+        normal_form(ssm)

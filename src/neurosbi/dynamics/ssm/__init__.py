@@ -7,6 +7,7 @@ from ._equation import spectral_decomposition as spectral_decomposition
 from ._equation import ssm_from_vector_field as ssm_from_vector_field
 from ._fit import fit_manifold as fit_manifold
 from ._fit import fit_reduced_field as fit_reduced_field
+from ._fit import fit_reduced_map as fit_reduced_map
 from ._fit import fit_ssm as fit_ssm
 from ._invariance import ResonanceError as ResonanceError
 from ._invariance import solve_invariance as solve_invariance

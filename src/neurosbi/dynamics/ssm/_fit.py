@@ -133,6 +133,55 @@ def fit_manifold(trajectories, dim: int, order: int, *, tangent=None, fixed_poin
     return V, H, info
 
 
+def _ridge_fit(X, Y, groups, n_groups: int, order: int, ridge, folds: int, linear_part):
+    """``R`` ``[d, size]`` with ``Y ≈ R(X)`` over monomials of degree 1..order (2..order plus the given
+    linear part); the ridge chosen by cross-validation when None. Returns ``(R, info)``."""
+    d = X.shape[1]
+    basis = polynomial_basis(d, order)
+    cols = basis.up_to(order, start=1 if linear_part is None else 2)
+    if linear_part is not None:
+        linear_part = np.asarray(linear_part, float)
+        if linear_part.shape != (d, d):
+            raise ValueError(f"expected a linear part of shape {(d, d)}, got {linear_part.shape}")
+        Y = Y - X @ linear_part.T
+    phi = basis.evaluate(X)[:, cols]
+    scale = np.max(np.abs(phi), axis=0)
+    scale[scale == 0] = 1.0
+    phi = phi / scale
+    if len(phi) < len(cols):
+        raise ValueError(f"{len(phi)} samples cannot fit reduced dynamics with {len(cols)} monomials per "
+                         "coordinate: record longer trajectories or lower the order")
+
+    def solve(rows, lam):
+        A, b = phi[rows], Y[rows]
+        if lam > 0:
+            gram = A.T @ A
+            return np.linalg.solve(gram + lam * np.trace(gram) / len(gram) * np.eye(len(gram)), A.T @ b)
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+    info = {}
+    if ridge is None:
+        fold_of = groups % min(folds, n_groups) if n_groups >= 2 else (np.arange(len(X)) * folds) // len(X)
+        k = int(fold_of.max()) + 1
+        scores = []
+        for lam in DEFAULT_RIDGES:
+            err = 0.0
+            for f in range(k):
+                coef = solve(fold_of != f, lam)
+                err += float(np.sum((phi[fold_of == f] @ coef - Y[fold_of == f]) ** 2))
+            scores.append(err / len(X))
+        ridge = float(DEFAULT_RIDGES[int(np.argmin(scores))])
+        info["cv_scores"] = dict(zip((float(v) for v in DEFAULT_RIDGES), scores))
+    coef = solve(np.ones(len(X), bool), float(ridge))
+    R = np.zeros((d, basis.size))
+    R[:, cols] = (coef / scale[:, None]).T
+    if linear_part is not None:
+        R[:, basis.of_degree(1)] = linear_part
+    info["ridge"] = float(ridge)
+    info["field_rmse"] = float(np.sqrt(np.mean((phi @ coef - Y) ** 2)))
+    return R, info
+
+
 def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int = 8, folds: int = 5,
                       linear_part=None):
     """Polynomial ``R`` ``[d, size]`` (degree 1..order) with ``η̇ ≈ R(η)``; ``ridge`` a number, or None to
@@ -145,57 +194,35 @@ def fit_reduced_field(eta_trajectories, order: int, *, ridge=None, accuracy: int
         xs.append(e)
         dxs.append(de)
         groups.append(np.full(len(e), n))
-    X, dX, groups = np.concatenate(xs), np.concatenate(dxs), np.concatenate(groups)
-    d = X.shape[1]
-    basis = polynomial_basis(d, order)
-    cols = basis.up_to(order, start=1 if linear_part is None else 2)
-    if linear_part is not None:
-        linear_part = np.asarray(linear_part, float)
-        if linear_part.shape != (d, d):
-            raise ValueError(f"expected a linear part of shape {(d, d)}, got {linear_part.shape}")
-        dX = dX - X @ linear_part.T
-    phi = basis.evaluate(X)[:, cols]
-    scale = np.max(np.abs(phi), axis=0)
-    scale[scale == 0] = 1.0
-    phi = phi / scale
-    if len(phi) < len(cols):
-        raise ValueError(f"{len(phi)} derivative samples cannot fit a field with {len(cols)} monomials per "
-                         "coordinate: record longer trajectories or lower the order")
+    R, info = _ridge_fit(np.concatenate(xs), np.concatenate(dxs), np.concatenate(groups), len(eta_trajectories),
+                         order, ridge, folds, linear_part)
+    return R, {"derivative_accuracy": accuracy, **info}
 
-    def solve(rows, lam):
-        A, b = phi[rows], dX[rows]
-        if lam > 0:
-            gram = A.T @ A
-            return np.linalg.solve(gram + lam * np.trace(gram) / len(gram) * np.eye(len(gram)), A.T @ b)
-        return np.linalg.lstsq(A, b, rcond=None)[0]
 
-    info = {"derivative_accuracy": accuracy}
-    if ridge is None:
-        n_groups = len(eta_trajectories)
-        fold_of = groups % min(folds, n_groups) if n_groups >= 2 else (np.arange(len(X)) * folds) // len(X)
-        k = int(fold_of.max()) + 1
-        scores = []
-        for lam in DEFAULT_RIDGES:
-            err = 0.0
-            for f in range(k):
-                coef = solve(fold_of != f, lam)
-                err += float(np.sum((phi[fold_of == f] @ coef - dX[fold_of == f]) ** 2))
-            scores.append(err / len(X))
-        ridge = float(DEFAULT_RIDGES[int(np.argmin(scores))])
-        info["cv_scores"] = dict(zip((float(v) for v in DEFAULT_RIDGES), scores))
-    coef = solve(np.ones(len(X), bool), float(ridge))
-    R = np.zeros((d, basis.size))
-    R[:, cols] = (coef / scale[:, None]).T
-    if linear_part is not None:
-        R[:, basis.of_degree(1)] = linear_part
-    info["ridge"] = float(ridge)
-    info["field_rmse"] = float(np.sqrt(np.mean((phi @ coef - dX) ** 2)))
+def fit_reduced_map(eta_trajectories, order: int, *, ridge=None, folds: int = 5):
+    """Polynomial map ``R`` ``[d, size]`` (degree 1..order) with ``η_{k+1} ≈ R(η_k)`` on consecutive samples
+    (one time step for all trajectories). Returns ``(R, info)`` with ``info["map_step"]``."""
+    xs, ys, groups, steps = [], [], [], []
+    for n, (t, eta) in enumerate(eta_trajectories):
+        t, eta = as_trajectory(t, eta)
+        if len(t) < 2:
+            raise ValueError(f"trajectory {n} has fewer than 2 samples: a map needs consecutive pairs")
+        steps.append(np.diff(t))
+        xs.append(eta[:-1])
+        ys.append(eta[1:])
+        groups.append(np.full(len(eta) - 1, n))
+    dt = np.concatenate(steps)
+    if np.ptp(dt) > 1e-9 * abs(dt.mean()):
+        raise ValueError("a reduced map needs one sampling step for every trajectory; resample them first")
+    R, info = _ridge_fit(np.concatenate(xs), np.concatenate(ys), np.concatenate(groups), len(eta_trajectories),
+                         order, ridge, folds, None)
+    info["map_step"] = float(dt.mean())
     return R, info
 
 
 def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tangent=None, fixed_point=None,
             joint: bool = False, ridge: float = 0.0, field_ridge=None, accuracy: int = 8,
-            field_linear_part=None) -> SpectralSubmanifold:
+            field_linear_part=None, reduced: str = "flow") -> SpectralSubmanifold:
     """A ``dim``-dimensional SSM fitted to trajectories ``[(t, y), ...]`` near a stable fixed point.
 
     Args:
@@ -213,6 +240,8 @@ def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tan
         accuracy: order of the central differences for the time derivatives.
         field_linear_part: ``[dim, dim]`` Jacobian of the reduced field in the chart coordinates, when known
             (e.g. ``Vᵀ A V`` from the linearization); only the nonlinear terms are then fitted.
+        reduced: ``flow`` (a vector field fitted to finite-difference derivatives) or ``map`` (the map from one
+            sample to the next: no derivatives, for coarsely sampled data; no normal form).
 
     Example:
         >>> ssm = fit_ssm(trajectories, dim=2, order=3, field_order=5)
@@ -222,10 +251,17 @@ def fit_ssm(trajectories, dim: int, *, order: int = 3, field_order: int = 3, tan
     trajectories, y0 = _stack(trajectories, fixed_point)
     V, H, info = fit_manifold(trajectories, dim, order, tangent=tangent, fixed_point=y0, joint=joint, ridge=ridge)
     eta = [(t, (y - y0) @ V) for t, y in trajectories]
-    R, field_info = fit_reduced_field(eta, field_order, ridge=field_ridge, accuracy=accuracy,
-                                      linear_part=field_linear_part)
+    if reduced == "flow":
+        R, field_info = fit_reduced_field(eta, field_order, ridge=field_ridge, accuracy=accuracy,
+                                          linear_part=field_linear_part)
+    elif reduced == "map":
+        if field_linear_part is not None:
+            raise ValueError("field_linear_part fixes a vector field's Jacobian; with reduced='map' leave it None")
+        R, field_info = fit_reduced_map(eta, field_order, ridge=field_ridge)
+    else:
+        raise ValueError(f"expected reduced='flow' or 'map', got {reduced!r}")
     ssm = SpectralSubmanifold(fixed_point=y0, tangent=V, graph=H, order=order, field=R, field_order=field_order,
-                              info={"method": "data", **info, **field_info})
+                              info={"method": "data", **info, **field_info}, map_step=field_info.get("map_step"))
     ssm.info["parametrization_error"] = float(np.mean(ssm.parametrization_errors(trajectories)))
     ssm.info["seconds"] = time.perf_counter() - start
     return ssm

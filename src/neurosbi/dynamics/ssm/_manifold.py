@@ -41,6 +41,7 @@ class SpectralSubmanifold:
         field: ``R`` ``[d, size]`` over the monomials of degree ``0..field_order`` (degree 0 is zero).
         field_order: degree of the reduced vector field.
         info: how it was computed (method, eigenvalues, fit errors, ridge, seconds ...).
+        map_step: None for a vector field; else ``field`` is a map ``η_{k+1} = R(η_k)`` over this time step.
     """
 
     fixed_point: np.ndarray
@@ -50,6 +51,7 @@ class SpectralSubmanifold:
     field: np.ndarray
     field_order: int
     info: dict = field(default_factory=dict)
+    map_step: float | None = None
 
     @property
     def dim(self) -> int:
@@ -73,7 +75,7 @@ class SpectralSubmanifold:
         return self.fixed_point + eta @ self.tangent.T + self.geometry_basis(self.graph, eta)
 
     def reduced_field(self, eta) -> np.ndarray:
-        """``η̇`` ``[N, d]`` at ``eta`` ``[N, d]``."""
+        """``η̇`` ``[N, d]`` at ``eta`` ``[N, d]`` (for a map: the next point ``η_{k+1}``)."""
         return self.field_basis(self.field, np.atleast_2d(np.asarray(eta, float)))
 
     @property
@@ -83,19 +85,39 @@ class SpectralSubmanifold:
 
     @property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of the reduced field's linear part (slowest first)."""
+        """Eigenvalues of the reduced dynamics' linear part as continuous-time rates (slowest first); for a
+        map, ``log(μ) / map_step`` of its multipliers ``μ``."""
         lam = np.linalg.eigvals(self.linear_part)
+        if self.map_step is not None:
+            lam = np.log(lam.astype(complex)) / self.map_step
         return lam[np.argsort(-lam.real, kind="stable")]
 
     def integrate(self, t, eta0, *, rtol: float = 1e-10, atol: float = 1e-12, max_steps: int = 200_000) -> np.ndarray:
         """The reduced trajectory ``[len(t), d]`` (or ``[B, len(t), d]`` for ``eta0`` ``[B, d]``) at times
-        ``t`` (diffrax, float64); NaN from where integration failed (blow-up or ``max_steps``)."""
+        ``t`` (diffrax, float64; a map is iterated, ``t`` spaced by ``map_step``); NaN from where it failed
+        (blow-up or ``max_steps``)."""
+        if self.map_step is not None:
+            return self._iterate(t, eta0)
         exps, coeffs = self.field_basis.exponents, self.field  # numpy: become float64 constants when traced
 
         def field(eta):
             return jnp.asarray(coeffs) @ jnp.prod(eta[None, :] ** jnp.asarray(exps), axis=1)
 
         return integrate(field, eta0, t, rtol=rtol, atol=atol, max_steps=max_steps)
+
+    def _iterate(self, t, eta0) -> np.ndarray:
+        t = np.asarray(t, float)
+        if len(t) > 1 and not np.allclose(np.diff(t), self.map_step, rtol=1e-6):
+            raise ValueError(f"a reduced map advances by {self.map_step}; predict on times spaced by it")
+        eta = np.atleast_2d(np.asarray(eta0, float))
+        out = np.full((len(eta), len(t), self.dim), np.nan)
+        out[:, 0] = eta
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(1, len(t)):
+                eta = self.field_basis(self.field, eta)
+                eta[~np.all(np.isfinite(eta), axis=1)] = np.nan
+                out[:, k] = eta
+        return out[0] if np.ndim(eta0) == 1 else out
 
     def predict(self, t, y0) -> np.ndarray:
         """Encode ``y0`` ``[p]`` (or ``[B, p]``), integrate the reduced field over ``t``, lift: ``[len(t), p]``

@@ -85,6 +85,9 @@ def normal_form(ssm_or_field, *, order: int | None = None, resonance: str = "ima
         tol: relative tolerance of the resonance test.
     """
     if isinstance(ssm_or_field, SpectralSubmanifold):
+        if ssm_or_field.map_step is not None:
+            raise ValueError("normal forms here are of vector fields; this SSM's reduced dynamics are a map: fit "
+                             "it with reduced='flow'")
         R, K = ssm_or_field.field, ssm_or_field.field_order
         d = ssm_or_field.dim
     else:
