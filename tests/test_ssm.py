@@ -317,3 +317,17 @@ def test_reduced_dynamics_as_a_map_of_the_sampling_step():
     assert np.max(ssm.trajectory_errors(trajs)) < 1e-8
     with pytest.raises(ValueError, match="reduced='flow'"):
         normal_form(ssm)
+
+
+def test_real_spectrum_normal_form_keeps_exactly_the_resonant_terms():
+    """ẋ = −x + y²/2, ẏ = −2y + x² + xy: 2λx = λy, so x² in ẏ is resonant (kept, coefficient ±1, the sign of
+    the eigenvectors) and every other quadratic term is removed."""
+    basis = polynomial_basis(2, 2)
+    R = np.zeros((2, basis.size))
+    R[0, basis.index[(1, 0)]], R[0, basis.index[(0, 2)]] = -1.0, 0.5
+    R[1, basis.index[(0, 1)]], R[1, basis.index[(2, 0)]], R[1, basis.index[(1, 1)]] = -2.0, 1.0, 1.0
+    nf = normal_form(R, resonance="eigenvalues")
+    assert np.allclose(nf.eigenvalues, [-1, -2])
+    quad = nf.field[:, nf.basis.of_degree(2)]
+    assert abs(abs(quad[1, 0]) - 1.0) < 1e-12  # x² in the y equation
+    assert np.count_nonzero(np.abs(quad) > 1e-12) == 1
