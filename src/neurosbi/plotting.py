@@ -534,7 +534,7 @@ def sc_regimes(samples, rows, steps, *, path=None):
     return _finish(fig, path)
 
 
-def ssm_application(name, t, y, predictions: dict, trajectories, ssm, record: dict, *, path=None):
+def ssm_application(name, t, y, predictions: dict, trajectories, ssm, record: dict, *, state_names=None, path=None):
     """Full-model trajectories projected on the first two state coordinates with the SSM; one held-out
     trajectory against the reduced models' predictions; NMTE per held-out trajectory."""
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
@@ -554,12 +554,13 @@ def ssm_application(name, t, y, predictions: dict, trajectories, ssm, record: di
             ax[0].plot(line[:, 0], line[:, 1], "C3", lw=0.8)
         ax[0].plot([], [], "C3", label="SSM grid (equations)")
     ax[0].plot(*ssm.fixed_point[:2], "k*", ms=10)
-    ax[0].set(xlabel="state 0", ylabel="state 1", title=f"{name}: trajectories and the {ssm.dim}-D SSM")
+    names = state_names or [f"state {i}" for i in range(ssm.fixed_point.size)]
+    ax[0].set(xlabel=names[0], ylabel=names[1], title=f"{name}: trajectories and the {ssm.dim}-D SSM")
     ax[0].legend(fontsize=7)
     ax[1].plot(t, y[:, 0], "k", lw=1.5, label="full model")
     for (label, pred), style in zip(predictions.items(), ("C0--", "C1:", "C2-.")):
         ax[1].plot(t, pred[:, 0], style, lw=1.5, label=label)
-    ax[1].set(xlabel="time", ylabel="state 0", title="held-out trajectory")
+    ax[1].set(xlabel="time", ylabel=names[0], title="held-out trajectory")
     ax[1].legend(fontsize=7)
     bars = {f"equations (order {record['equation']['order']})": record["equation"]["test_nmte"]}
     bars.update({k.replace("_", " "): record[k]["test_nmte"] for k in ("data_svd_tangent", "data_joint_tangent")

@@ -25,6 +25,7 @@ class System:
     dim: int  # dimension of the SSM asked for
     description: str
     known: dict = field(default_factory=dict)  # closed-form facts the results are compared with
+    state_names: tuple[str, ...] | None = None
 
 
 def planar_t1(mu: float = float(np.sqrt(24.0))) -> System:
@@ -105,7 +106,7 @@ def mpr_node(delta: float = 1.0, eta: float = -5.0, J: float = 15.0) -> System:
     roots = np.roots([1.0, 0.0, eta, -J * delta / (2 * np.pi), -(delta / 2) ** 2])
     v = min((x.real for x in roots if abs(x.imag) < 1e-12 and x.real < 0), key=lambda x: -delta / (2 * np.pi * x))
     return System("mpr-node", f, np.array([-delta / (2 * np.pi * v), v]), 1, mpr_node.__doc__,
-                  {"published_eigenvalues": [-2.45, -5.40]})
+                  {"published_eigenvalues": [-2.45, -5.40]}, ("r", "v"))
 
 
 def _hh_rates(V):
@@ -128,7 +129,8 @@ def hodgkin_huxley_rest(current: float = 0.0) -> System:
         return jnp.stack([current - ionic, am * (1 - m) - bm * m, ah * (1 - h) - bh * h, an * (1 - n) - bn * n])
 
     return System("hh-rest", f, _root(f, [-65.0, 0.053, 0.596, 0.318]), 3, hodgkin_huxley_rest.__doc__,
-                  {"published_eigenvalues": [[-0.1207, 0.0], [-0.2026, 0.3832], [-4.675, 0.0]]})
+                  {"published_eigenvalues": [[-0.1207, 0.0], [-0.2026, 0.3832], [-4.675, 0.0]]},
+                  ("V (mV)", "m", "h", "n"))
 
 
 def _sigmoid(x, a, theta):
@@ -158,7 +160,8 @@ def wilson_cowan_synaptic(drive: float = 1.0, tau_syn: float = 0.2) -> System:
         return jnp.stack([-exc + _sigmoid(16.0 * sE - 12.0 * sI + drive, 1.3, 4.0),
                           -inh + _sigmoid(15.0 * sE - 3.0 * sI, 2.0, 3.7),
                           (exc - sE) / tau_syn, (inh - sI) / tau_syn])
-    return System("wilson-cowan", f, _root(f, [0.01, 0.01, 0.01, 0.01]), 2, wilson_cowan_synaptic.__doc__)
+    return System("wilson-cowan", f, _root(f, [0.01, 0.01, 0.01, 0.01]), 2, wilson_cowan_synaptic.__doc__,
+                  state_names=("E", "I", "s_E", "s_I"))
 
 
 def lowrank_rnn_line(neurons: int = 12, overlap: float = 0.95, seed: int = 0) -> System:
@@ -176,7 +179,8 @@ def lowrank_rnn_line(neurons: int = 12, overlap: float = 0.95, seed: int = 0) ->
     def f(x):
         return -x + jnp.asarray(J) @ jnp.tanh(x)
     return System("rnn-line", f, np.zeros(neurons), 1, lowrank_rnn_line.__doc__,
-                  {"slow_eigenvalue": overlap - 1.0, "direction": (m / np.linalg.norm(m)).tolist()})
+                  {"slow_eigenvalue": overlap - 1.0, "direction": (m / np.linalg.norm(m)).tolist()},
+                  tuple(f"x{i}" for i in range(neurons)))
 
 
 NEURAL = {"mpr-node": mpr_node, "hh-rest": hodgkin_huxley_rest, "wilson-cowan": wilson_cowan_synaptic,

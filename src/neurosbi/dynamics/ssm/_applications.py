@@ -92,7 +92,7 @@ def run_ssm_application(name: str, *, out, order: int = 5, data_order: int = 3, 
                          "reduced_eigenvalues": [[float(v.real), float(v.imag)] for v in data.eigenvalues]}
         predictions[label.replace("_", " ")] = data.predict(test[0][0], test[0][1][0])
     plotting.ssm_application(name, test[0][0], test[0][1], predictions, [y for _, y in trajs], eq, result,
-                             path=out / "ssm.png")
+                             state_names=system.state_names, path=out / "ssm.png")
     (out / "ssm.json").write_text(json.dumps(result, indent=1))
     return result
 
