@@ -490,6 +490,7 @@ def dynamics_neural_ode_cmd(
     out: Path = typer.Option(Path("neurosbi-neural-ode"), "--out", help="output folder (neural_ode.json, .png)"),
     iterations: Optional[int] = typer.Option(None, help="Adam steps [default: the seed's 45,000; 10,000 for qif]"),
     seed: int = typer.Option(0, help="PRNG seed (noise, split, initialization)"),
+    substeps: int = typer.Option(1, help="Heun steps per sampling interval of the data (MPR sets)"),
     json_out: bool = typer.Option(False, "--json", help="print neural_ode.json as one JSON line"),
 ) -> None:
     """Learn the MPR mean-field vector field with a neural ODE (seed 003 §3.8) and compare its phase
@@ -500,7 +501,8 @@ def dynamics_neural_ode_cmd(
         if data == "qif":
             result = run_qif_extrapolation(out=out, iterations=iterations or 10_000, seed=seed, progress=not json_out)
         else:
-            result = run_neural_ode(data, out=out, iterations=iterations or 45_000, seed=seed, progress=not json_out)
+            result = run_neural_ode(data, out=out, iterations=iterations or 45_000, seed=seed, substeps=substeps,
+                                    progress=not json_out)
     except ValueError as err:
         _fail(err)
     if json_out:

@@ -72,14 +72,14 @@ def _fixed_points(field, guesses) -> list[list[float]]:
     return sorted(found)
 
 
-def run_neural_ode(kind: str = "deterministic", *, out, iterations: int = 45_000, seed: int = 0,
+def run_neural_ode(kind: str = "deterministic", *, out, iterations: int = 45_000, seed: int = 0, substeps: int = 1,
                    progress: bool = True) -> dict:
     """Train a neural ODE on MPR data set ``kind`` and compare its field with the true one."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     k_data, k_fit = jax.random.split(jax.random.key(seed))
     data = mpr_dataset(kind, k_data)
-    config = NeuralODEConfig(iterations=iterations, log_every=max(iterations // 50, 1))
+    config = NeuralODEConfig(iterations=iterations, log_every=max(iterations // 50, 1), substeps=substeps)
     model, history = fit_neural_ode(data, DT * DOWNSAMPLE, key=k_fit, config=config, progress=progress)
     rr, vv = np.meshgrid(np.linspace(0.05, 3.0, 40), np.linspace(-2.5, 2.0, 40), indexing="ij")
     grid = np.stack([rr.ravel(), vv.ravel()], 1)
@@ -90,7 +90,7 @@ def run_neural_ode(kind: str = "deterministic", *, out, iterations: int = 45_000
     matched = [min((float(np.linalg.norm(np.asarray(p) - np.asarray(q))) for q in learned_fp), default=None)
                for p in true_fp]
     result = {"data": kind, "trajectories": int(len(data)), "noise_sigma": DATASETS[kind][1],
-              "iterations": iterations, "seed": seed, "seconds": history["seconds"],
+              "iterations": iterations, "substeps": substeps, "seed": seed, "seconds": history["seconds"],
               "final_train_loss": history["train_loss"][-1], "final_test_loss": history["test_loss"][-1],
               "field_error": field_error(model, mpr_field, grid),
               # where the training data pass (grid points within 0.1 of a training sample, in r and v units):
