@@ -128,6 +128,7 @@ def test_t1_data_driven_ssm_from_trajectories_on_the_ssm(how):
 def test_t1_svd_tangent_alone_is_biased_which_is_why_joint_exists():
     ssm = fit_ssm(t1_trajectories(), 1, order=5, field_order=3)
     assert np.max(np.abs(ssm.graph[1, 2:] - T1_COEFFS)) > 1e-2  # the tilted chart changes the graph
+    assert np.max(np.abs(ssm.tangent.T @ ssm.graph)) < 1e-12  # Vᵀ H = 0 exactly, whatever the tangent
 
 
 def test_t2_oscillatory_ssm_equation_and_data_agree_with_the_closed_form():
