@@ -19,7 +19,7 @@ import numpy as np
 
 from .._polynomials import PolynomialBasis
 from ._invariance import solve_invariance
-from ._manifold import SpectralSubmanifold, polynomial_basis
+from ._manifold import SpectralSubmanifold, oriented, polynomial_basis
 from ._taylor import linear_map, revert_series, taylor_coefficients
 
 
@@ -63,11 +63,8 @@ def tangent_basis(vectors) -> np.ndarray:
     """An orthonormal real basis ``[n, d]`` of the span of the real and imaginary parts of ``vectors``."""
     vectors = np.asarray(vectors)
     real = np.concatenate([vectors.real, vectors.imag], axis=1)
-    u, s, _ = np.linalg.svd(real, full_matrices=False)
-    d = vectors.shape[1]
-    basis = u[:, :d]
-    # a sign and order convention: each column's largest entry positive
-    return basis * np.sign(basis[np.argmax(np.abs(basis), axis=0), np.arange(d)])
+    u = np.linalg.svd(real, full_matrices=False)[0]
+    return oriented(u[:, : vectors.shape[1]])
 
 
 def ssm_from_vector_field(f: Callable, fixed_point, *, dim: int | None = None, modes: Sequence[int] | None = None,

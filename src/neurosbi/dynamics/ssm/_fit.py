@@ -30,7 +30,7 @@ import scipy.optimize
 
 from .._embedding import as_trajectory, time_derivative
 from .._polynomials import PolynomialBasis
-from ._manifold import SpectralSubmanifold, polynomial_basis
+from ._manifold import SpectralSubmanifold, oriented, polynomial_basis
 
 DEFAULT_RIDGES = (0.0, *np.logspace(-12, -2, 11))
 
@@ -121,11 +121,9 @@ def fit_manifold(trajectories, dim: int, order: int, *, tangent=None, fixed_poin
         V = np.asarray(tangent, float)
         if V.shape != (p, dim):
             raise ValueError(f"expected a tangent basis of shape {(p, dim)}, got {V.shape}")
-        V, _ = np.linalg.qr(V)
-        V = V * np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(dim)])
+        V = oriented(np.linalg.qr(V)[0])
     else:
-        V = np.linalg.svd(Y, full_matrices=False)[2][:dim].T  # uncentred: the fixed point is the origin
-        V = V * np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(dim)])
+        V = oriented(np.linalg.svd(Y, full_matrices=False)[2][:dim].T)  # uncentred: the fixed point is the origin
     if joint and order >= 2:
         V, extra = _joint_tangent(Y, V, basis, ridge, max_iter)
         info.update(extra)

@@ -28,6 +28,20 @@ def polynomial_basis(dim: int, order: int) -> PolynomialBasis:
     return PolynomialBasis(dim, order)
 
 
+def oriented(basis) -> np.ndarray:
+    """``basis`` ``[p, d]`` with each column's largest entry positive (eigen- and singular vectors have no sign
+    of their own; this fixes one so results do not flip between runs)."""
+    basis = np.asarray(basis, float)
+    return basis * np.sign(basis[np.argmax(np.abs(basis), axis=0), np.arange(basis.shape[1])])
+
+
+def _polynomial_field(eta, args):
+    """``Σ_m r_m η^m`` with ``args = (coefficients [d, size], exponents [size, d])``: one compiled
+    integrator serves every reduced field of the same size."""
+    coeffs, exps = args
+    return coeffs @ jnp.prod(eta[None, :] ** exps, axis=1)
+
+
 @dataclass(frozen=True, eq=False)
 class SpectralSubmanifold:
     """A ``d``-dimensional SSM of a fixed point ``y*`` in a ``p``-dimensional (observable) space.
@@ -98,12 +112,8 @@ class SpectralSubmanifold:
         (blow-up or ``max_steps``)."""
         if self.map_step is not None:
             return self._iterate(t, eta0)
-        exps, coeffs = self.field_basis.exponents, self.field  # numpy: become float64 constants when traced
-
-        def field(eta):
-            return jnp.asarray(coeffs) @ jnp.prod(eta[None, :] ** jnp.asarray(exps), axis=1)
-
-        return integrate(field, eta0, t, rtol=rtol, atol=atol, max_steps=max_steps)
+        return integrate(_polynomial_field, eta0, t, args=(self.field, self.field_basis.exponents), rtol=rtol,
+                         atol=atol, max_steps=max_steps)
 
     def _iterate(self, t, eta0) -> np.ndarray:
         t = np.asarray(t, float)
