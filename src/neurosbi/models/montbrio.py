@@ -65,7 +65,8 @@ AUTOCORR_LAGS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 def mean_field(v, r, delta, eta, J, current=0.0):
     """The Montbrió–Pazó–Roxin field (τ = 1): ``(dv/dt, dr/dt)`` with
     dv/dt = v² − π² r² + J r + η + I,  dr/dt = Δ/π + 2 r v."""
-    return v * v - (jnp.pi * r) ** 2 + J * r + eta + current, delta / jnp.pi + 2.0 * r * v
+    # the order of the sum is part of the contract: the perturbed models repeat it and are compared bit for bit
+    return v * v - jnp.pi**2 * r * r + J * r + eta + current, delta / jnp.pi + 2.0 * r * v
 
 class Montbrio(Model):
     """MPR mean-field model with the published protocol.
