@@ -38,15 +38,13 @@ from neurosbi.dynamics.ssm import (  # noqa: E402
 from neurosbi.dynamics.systems import CLOSED_FORM  # noqa: E402
 
 
-def on_ssm(ssm, eta0, t):
-    """Trajectories of the full system from points of the (equation-driven) SSM over ``eta0`` ``[B, d]``."""
-    return integrate(ssm.info["system"].field, ssm.parametrization(eta0), t, rtol=1e-12, atol=1e-14)
+def on_ssm(system, ssm, eta0, t):
+    """Trajectories of ``system`` from points of its (equation-driven) SSM over ``eta0`` ``[B, d]``."""
+    return integrate(system.field, ssm.parametrization(eta0), t, rtol=1e-12, atol=1e-14)
 
 
 def equation_ssm(system, order, **kw):
-    ssm = ssm_from_vector_field(system.field, system.fixed_point, dim=system.dim, order=order, **kw)
-    ssm.info["system"] = system
-    return ssm
+    return ssm_from_vector_field(system.field, system.fixed_point, dim=system.dim, order=order, **kw)
 
 
 def t1():
@@ -54,7 +52,7 @@ def t1():
     exact = np.asarray(system.known["graph_coefficients"])
     eq = equation_ssm(system, 5)
     t = np.linspace(0, 6, 601)
-    trajs = [(t, y) for y in on_ssm(eq, np.array([[0.4], [-0.35], [0.25]]), t)]
+    trajs = [(t, y) for y in on_ssm(system, eq, np.array([[0.4], [-0.35], [0.25]]), t)]
     out = {"published": [0.344949, 0.526599, 1.112372, -9.898979],
            "equation_max_error": float(np.max(np.abs(eq.graph[1, 2:] - exact)))}
     for name, kw in (("data_tangent_supplied", {"tangent": [[1.0], [0.0]]}), ("data_joint_tangent", {"joint": True}),
@@ -72,7 +70,7 @@ def t2():
     quad = polynomial_basis(2, 4).of_degree(2)
     t = np.arange(0, 60, 0.02)
     eta0 = np.array([[0.2, 0.0], [0.0, 0.15], [-0.12, 0.12]])
-    trajs = [(t, y) for y in on_ssm(eq, eta0, t)]
+    trajs = [(t, y) for y in on_ssm(system, eq, eta0, t)]
     fit = fit_ssm(trajs, 2, order=2, field_order=1, tangent=np.eye(3)[:, :2])
     return {"exact": exact.tolist(), "equation_max_error": float(np.max(np.abs(eq.graph[2, quad] - exact))),
             "data_tangent_supplied_max_error": float(np.max(np.abs(fit.graph[2, polynomial_basis(2, 2).of_degree(2)]
@@ -85,7 +83,7 @@ def t3():
     k = system.known
     eq = equation_ssm(system, 5)
     t = np.arange(0, 40, 0.01)
-    trajs = [(t, y) for y in on_ssm(eq, np.array([[0.5, 0.0], [-0.2, 0.35], [0.1, -0.45]]), t)]
+    trajs = [(t, y) for y in on_ssm(system, eq, np.array([[0.5, 0.0], [-0.2, 0.35], [0.1, -0.45]]), t)]
     fit = fit_ssm(trajs, 2, order=3, field_order=3, tangent=np.eye(3)[:, :2])
     out = {}
     for name, ssm in (("equation", eq), ("data", fit)):
@@ -124,7 +122,7 @@ def chain(radius: float, seed: int):
     period = 2 * np.pi / abs(lam[0])
     t = np.linspace(0, 140 * period, 14001)
     start = time.perf_counter()
-    Y = on_ssm(eq9, eta0, t)
+    Y = on_ssm(system, eq9, eta0, t)
     sim_seconds = time.perf_counter() - start
     trajs = [(t, y) for y in Y]
     V = eq9.tangent

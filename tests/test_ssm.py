@@ -200,7 +200,8 @@ def test_duffing_backbone_slope_is_the_lindstedt_formula():
     assert slope == pytest.approx(3 / (8 * w0) - 5 * 9 / (12 * w0**3), rel=2e-3)
     assert slope == pytest.approx(-1.0615, abs=1e-4)
     assert np.diff(bb["damping"])[0] / np.diff(bb["amplitude"] ** 2)[0] == pytest.approx(0.0125, abs=3e-4)
-    assert abs(gamma) > 0
+    # the published 0.050056 − 4.245885i (modal u = z + z̄) scaled by our unit eigenvectors' |P00|² = 1/3
+    assert gamma == pytest.approx((0.050056 - 4.245885j) / 3, abs=1e-6)
 
 
 def test_normal_form_conjugacy_holds_to_its_order_for_a_mixed_real_and_complex_spectrum():

@@ -89,6 +89,9 @@ def run_ssm_application(name: str, *, out, order: int = 5, data_order: int = 3, 
         result[label] = {"order": data_order, "field_order": field_order, "seconds": data.info["seconds"],
                          "ridge": data.info["ridge"], "parametrization_error": data.info["parametrization_error"],
                          "test_nmte": errors.tolist(), "test_nmte_mean": float(np.mean(errors)),
+                         # largest principal angle between the fitted and the true tangent space
+                         "tangent_angle_degrees": float(np.degrees(np.arccos(np.clip(
+                             np.linalg.svd(data.tangent.T @ eq.tangent, compute_uv=False).min(), -1, 1)))),
                          "reduced_eigenvalues": [[float(v.real), float(v.imag)] for v in data.eigenvalues]}
         predictions[label.replace("_", " ")] = data.predict(test[0][0], test[0][1][0])
     plotting.ssm_application(name, test[0][0], test[0][1], predictions, [y for _, y in trajs], eq, result,
