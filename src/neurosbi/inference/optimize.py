@@ -1,0 +1,282 @@
+"""Point estimates by optimization: differential evolution, particle swarm, Bayesian optimization,
+and MAP by L-BFGS through a differentiable simulator.
+
+Every optimizer minimizes the same kind of objective, ``objective(theta [batch, dim]) -> [batch]``
+(a JAX function; e.g. the L2 distance between simulated and observed traces, ``montbrio_fit``),
+inside a box ``(low, high)`` (the prior's support), and returns a :class:`PointEstimate` with the
+best-so-far objective trace. Batched objectives matter: differential evolution and the particle
+swarm evaluate a whole population per call, so a vectorized simulator runs it as one compiled batch.
+
+Libraries, and why:
+- differential evolution: ``scipy.optimize.differential_evolution`` (``vectorized=True``: one call
+  per generation), as in the seed;
+- particle swarm: ``pyswarms.single.GlobalBestPSO``, the seed's library, so our row differs from the
+  published one only by the objective and the simulator, not by the algorithm's variant. It evaluates
+  the swarm as one batch. It is old (1.3, 2021) but small and pure numpy; it reads numpy's global
+  random state, which we seed and restore around the call so nothing leaks;
+- Bayesian optimization: ``bayes_opt`` (the seed's library, maintained), GP with an upper-confidence
+  bound of ``kappa``; sequential by nature (one evaluation per step);
+- MAP: ``optax.lbfgs`` (zoom line search) on the box mapped to R^dim by a logistic transform, several
+  starts run together under ``vmap``. With a flat prior on the box, MAP of a Gaussian likelihood is the
+  least-squares point, so it minimizes the same objective as the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import ShapeError
+
+
+@dataclasses.dataclass(frozen=True)
+class PointEstimate:
+    """A point estimate and how it was found.
+
+    Attributes:
+        theta: the best parameters found ``[dim]``.
+        value: the objective at ``theta``.
+        trace: best objective so far after each iteration (generation, swarm step, BO step, L-BFGS step).
+        num_evaluations: objective evaluations spent (single parameter vectors).
+        seconds: wall time, compilation included.
+        method: ``"de"``, ``"pso"``, ``"bo"`` or ``"map"``.
+        info: method-specific extras (starts' optima for MAP, scipy's message for DE, ...).
+    """
+
+    theta: np.ndarray
+    value: float
+    trace: np.ndarray
+    num_evaluations: int
+    seconds: float
+    method: str
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self, param_names=None) -> dict[str, Any]:
+        names = param_names or [f"theta_{i}" for i in range(len(self.theta))]
+        return {
+            "method": self.method, "theta": dict(zip(names, map(float, self.theta))), "value": float(self.value),
+            "num_evaluations": int(self.num_evaluations), "seconds": float(self.seconds),
+            "iterations": int(len(self.trace)), "info": _jsonable(self.info),
+        }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _box(bounds) -> tuple[np.ndarray, np.ndarray]:
+    low, high = (np.asarray(b, dtype=np.float64).ravel() for b in bounds)
+    if low.shape != high.shape:
+        raise ShapeError(f"bounds have {low.size} lower and {high.size} upper values; give one pair per parameter")
+    if not np.all(np.isfinite(low) & np.isfinite(high)) or np.any(high <= low):
+        raise ValueError(f"bounds must be finite with low < high for every parameter, got low={low}, high={high}")
+    return low, high
+
+
+class _Counted:
+    """Wraps a batched objective: numpy in, numpy out, counts evaluations, NaN -> +inf (a failed
+    simulation is a bad point, not a crash; the number of such points is reported)."""
+
+    def __init__(self, objective, dim):
+        self.objective, self.dim = objective, dim
+        self.evaluations = 0
+        self.non_finite = 0
+
+    def __call__(self, theta) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        if theta.shape[1] != self.dim:
+            raise ShapeError(f"objective got theta with {theta.shape[1]} columns, expected {self.dim}")
+        values = np.asarray(self.objective(jnp.asarray(theta)), dtype=np.float64).reshape(-1)
+        if values.shape != (theta.shape[0],):
+            raise ShapeError(f"objective must return one value per row of theta; got shape {values.shape} "
+                             f"for {theta.shape[0]} rows")
+        bad = ~np.isfinite(values)
+        self.non_finite += int(bad.sum())
+        self.evaluations += theta.shape[0]
+        return np.where(bad, np.inf, values)
+
+
+def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsize: int = 10, maxiter: int = 500,
+                           tol: float = 0.0, atol: float = 0.0, **scipy_options) -> PointEstimate:
+    """scipy's differential evolution on a batched objective (one call per generation).
+
+    ``popsize`` is scipy's multiplier (population = popsize × dim); the seed used 10 and 500
+    iterations. ``tol = atol = 0`` (default) runs every generation; scipy's default ``tol=0.01`` stops
+    when the population's spread of objective values is small relative to its mean, which on an
+    objective whose optimum is 0 never triggers early anyway. scipy's gradient-free polish is off: refine
+    with ``map_lbfgs(..., starts=result.theta[None])``, which uses the gradient.
+    """
+    from scipy import optimize
+
+    low, high = _box(bounds)
+    f = _Counted(objective, low.size)
+    trace: list[float] = []
+
+    def callback(intermediate_result):
+        trace.append(float(intermediate_result.fun))
+
+    start = time.perf_counter()
+    result = optimize.differential_evolution(
+        lambda x: f(x.T), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
+        polish=False, vectorized=True, updating="deferred", callback=callback, **scipy_options)
+    theta, value = np.asarray(result.x), float(result.fun)
+    return PointEstimate(theta, value, np.asarray(trace), f.evaluations, time.perf_counter() - start, "de",
+                         {"message": str(result.message), "generations": int(result.nit),
+                          "non_finite_evaluations": f.non_finite})
+
+
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int):
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def particle_swarm(objective: Callable, bounds, *, seed: int = 0, n_particles: int = 10, iters: int = 500,
+                   c1: float = 0.5, c2: float = 0.3, w: float = 0.9) -> PointEstimate:
+    """pyswarms' global-best particle swarm (the seed's settings by default: 10 particles, 500
+    iterations, c1 0.5, c2 0.3, w 0.9), the swarm evaluated as one batch per iteration."""
+    try:
+        import pyswarms
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("particle_swarm needs pyswarms: pip install 'neurosbi[optim]'") from err
+    import logging
+
+    low, high = _box(bounds)
+    f = _Counted(objective, low.size)
+    start = time.perf_counter()
+    with _numpy_global_seed(seed):
+        swarm = pyswarms.single.GlobalBestPSO(
+            n_particles=n_particles, dimensions=low.size, options={"c1": c1, "c2": c2, "w": w}, bounds=(low, high))
+        logging.getLogger("pyswarms").setLevel(logging.WARNING)
+        swarm.rep.logger.setLevel(logging.WARNING)
+        value, theta = swarm.optimize(f, iters=iters, verbose=False)
+    trace = np.minimum.accumulate(np.asarray(swarm.cost_history, dtype=np.float64))
+    return PointEstimate(np.asarray(theta, dtype=np.float64), float(value), trace, f.evaluations,
+                         time.perf_counter() - start, "pso", {"non_finite_evaluations": f.non_finite})
+
+
+def bayesian_optimization(objective: Callable, bounds, *, seed: int = 0, init_points: int = 50, n_iter: int = 450,
+                          kappa: float = 100.0, param_names=None) -> PointEstimate:
+    """``bayes_opt``'s GP optimizer with an upper-confidence-bound acquisition of ``kappa`` (the seed's
+    50 random points, then 450 steps, kappa 100), maximizing ``-objective``."""
+    try:
+        from bayes_opt import BayesianOptimization, acquisition
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("bayesian_optimization needs bayes_opt: pip install 'neurosbi[optim]'") from err
+
+    low, high = _box(bounds)
+    names = list(param_names or [f"p{i}" for i in range(low.size)])
+    f = _Counted(objective, low.size)
+    # bayes_opt's GP cannot take +inf: a failed simulation is scored as the worst finite value seen so far
+    worst = [0.0]
+
+    def target(**kwargs):
+        value = float(f(np.array([[kwargs[n] for n in names]]))[0])
+        if np.isfinite(value):
+            worst[0] = max(worst[0], value)
+            return -value
+        return -worst[0]
+
+    start = time.perf_counter()
+    optimizer = BayesianOptimization(
+        f=target, pbounds={n: (lo, hi) for n, lo, hi in zip(names, low, high)},
+        acquisition_function=acquisition.UpperConfidenceBound(kappa=kappa),
+        random_state=seed, verbose=0)
+    optimizer.maximize(init_points=init_points, n_iter=n_iter)
+    values = -np.array([r["target"] for r in optimizer.res])
+    best = optimizer.max
+    theta = np.array([best["params"][n] for n in names])
+    return PointEstimate(theta, float(-best["target"]), np.minimum.accumulate(values), f.evaluations,
+                         time.perf_counter() - start, "bo", {"non_finite_evaluations": f.non_finite})
+
+
+def _to_box(u, low, high):
+    return low + (high - low) * jax.nn.sigmoid(u)
+
+
+def _from_box(theta, low, high):
+    p = jnp.clip((theta - low) / (high - low), 1e-9, 1 - 1e-9)
+    return jnp.log(p) - jnp.log1p(-p)
+
+
+def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_steps: int = 200, starts=None,
+              gtol: float = 1e-10, memory_size: int = 10) -> PointEstimate:
+    """Multi-start L-BFGS (``optax.lbfgs``, zoom line search) through a differentiable objective.
+
+    The box is mapped to R^dim by ``theta = low + (high - low) sigmoid(u)``; starts are uniform in
+    the box (drawn from ``key``) unless ``starts [num_starts, dim]`` is given. All starts run together
+    (``vmap``); each stops improving when its gradient norm in ``u`` falls below ``gtol``. The result is
+    the best start; ``info["starts"]`` holds every start's optimum and value.
+    """
+    import optax
+
+    low_np, high_np = _box(bounds)
+    low, high = jnp.asarray(low_np), jnp.asarray(high_np)
+    dim = low_np.size
+    if starts is None:
+        starts = low + (high - low) * jax.random.uniform(key, (num_starts, dim), dtype=low.dtype)
+    starts = jnp.atleast_2d(jnp.asarray(starts, low.dtype))
+    if starts.shape[1] != dim:
+        raise ShapeError(f"starts have {starts.shape[1]} columns, expected {dim}")
+
+    def loss(u):
+        return objective(_to_box(u, low, high)[None])[0]
+
+    solver = optax.lbfgs(memory_size=memory_size)
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    @jax.jit
+    @jax.vmap
+    def step(u, state):
+        value, grad = value_and_grad(u, state=state)
+        updates, new_state = solver.update(grad, state, u, value=value, grad=grad, value_fn=loss)
+        done = ~(jnp.linalg.norm(grad) > gtol)  # also stops a start whose gradient is NaN
+        u_new = jnp.where(done, u, optax.apply_updates(u, updates))
+        return u_new, jax.tree.map(lambda a, b: jnp.where(done, a, b), state, new_state), value, done
+
+    start = time.perf_counter()
+    u = _from_box(starts, low, high)
+    state = jax.vmap(solver.init)(u)
+    trace, evaluations = [], 0
+    best_values = np.full(starts.shape[0], np.inf)
+    for _ in range(max_steps):
+        u, state, value, done = step(u, state)
+        value = np.asarray(value)
+        best_values = np.minimum(best_values, np.where(np.isfinite(value), value, np.inf))
+        trace.append(float(best_values.min()))
+        running = ~np.asarray(done)
+        linesearch = np.asarray(optax.tree_utils.tree_get(state, "num_linesearch_steps"))
+        evaluations += int((running * (1 + linesearch)).sum())
+        if bool(np.all(done)):
+            break
+    theta_all = np.asarray(_to_box(u, low, high))
+    final = np.asarray(jax.vmap(loss)(u))
+    evaluations += starts.shape[0]
+    final = np.where(np.isfinite(final), final, np.inf)
+    best = int(np.argmin(final))
+    return PointEstimate(theta_all[best], float(final[best]), np.asarray(trace), evaluations,
+                         time.perf_counter() - start, "map",
+                         {"starts": np.asarray(starts), "optima": theta_all, "values": final,
+                          "steps": len(trace)})
+
+
+OPTIMIZERS = {"de": differential_evolution, "pso": particle_swarm, "bo": bayesian_optimization, "map": map_lbfgs}
