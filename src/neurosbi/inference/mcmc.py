@@ -156,7 +156,7 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
     num_blocks = -(-num_samples // block)
     bar = _progress(num_blocks * block, progress, "NUTS sampling")
     for b in range(num_blocks):
-        keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.fold_in(sample_key, b), c))(jnp.arange(chains))
+        keys = jax.random.split(jax.random.fold_in(sample_key, b), chains)
         states, (kept, div, acc, n) = run_block(keys, states, parameters)
         draws.append(jax.device_get(kept))
         divergent.append(np.asarray(div)), acceptance.append(np.asarray(acc)), steps.append(np.asarray(n))
