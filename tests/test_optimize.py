@@ -19,12 +19,20 @@ def bowl(theta):
 
 
 def test_differential_evolution_finds_the_optimum():
-    result = optimize.differential_evolution(bowl, (LOW, HIGH), seed=0, maxiter=200)
+    result = optimize.differential_evolution(bowl, (LOW, HIGH), seed=0, maxiter=200, polish=False)
     np.testing.assert_allclose(result.theta, OPTIMUM, atol=1e-3 * SCALE.max())
     assert result.method == "de" and result.value < 1e-8
     generations = result.info["generations"]  # stops early once the whole population sits at the optimum
     assert len(result.trace) == generations <= 200 and np.all(np.diff(result.trace) <= 0)
     assert result.num_evaluations == 30 * (generations + 1)  # initial population + one per generation
+
+
+def test_differential_evolution_polish_refines_by_gradient():
+    coarse = optimize.differential_evolution(bowl, (LOW, HIGH), seed=0, maxiter=5, polish=False)
+    polished = optimize.differential_evolution(bowl, (LOW, HIGH), seed=0, maxiter=5)
+    assert polished.info["polish"]["before"] == coarse.value
+    assert polished.value < 1e-3 * coarse.value
+    np.testing.assert_allclose(polished.theta, OPTIMUM, atol=1e-3)
 
 
 def test_particle_swarm_finds_the_optimum_and_leaves_numpy_state_alone():

@@ -112,14 +112,18 @@ class _Counted:
 
 
 def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsize: int = 10, maxiter: int = 500,
-                           tol: float = 0.0, atol: float = 0.0, **scipy_options) -> PointEstimate:
+                           tol: float = 0.0, atol: float = 0.0, polish: bool = True, polish_steps: int = 40,
+                           **scipy_options) -> PointEstimate:
     """scipy's differential evolution on a batched objective (one call per generation).
 
     ``popsize`` is scipy's multiplier (population = popsize × dim); the seed used 10 and 500
     iterations. ``tol = atol = 0`` (default) runs every generation; scipy's default ``tol=0.01`` stops
     when the population's spread of objective values is small relative to its mean, which on an
-    objective whose optimum is 0 never triggers early anyway. scipy's gradient-free polish is off: refine
-    with ``map_lbfgs(..., starts=result.theta[None])``, which uses the gradient.
+    objective whose optimum is 0 never triggers early anyway. ``polish`` refines the best member by
+    ``map_lbfgs`` (the objective's gradient, through JAX) and keeps the result if it is better. scipy's own
+    polish (the seed's default) uses finite differences, which stall on an L2 objective near its zero
+    (measured on the MPR deterministic case: no improvement on 2.5e-5); ``info["polish"]`` says what
+    the refinement changed.
     """
     from scipy import optimize
 
@@ -132,12 +136,29 @@ def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsiz
 
     start = time.perf_counter()
     result = optimize.differential_evolution(
-        lambda x: f(x.T), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
+        _de_objective(f), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
         polish=False, vectorized=True, updating="deferred", callback=callback, **scipy_options)
     theta, value = np.asarray(result.x), float(result.fun)
-    return PointEstimate(theta, value, np.asarray(trace), f.evaluations, time.perf_counter() - start, "de",
-                         {"message": str(result.message), "generations": int(result.nit),
-                          "non_finite_evaluations": f.non_finite})
+    info = {"message": str(result.message), "generations": int(result.nit), "non_finite_evaluations": f.non_finite}
+    evaluations = f.evaluations
+    if polish:
+        refined = map_lbfgs(objective, bounds, None, starts=theta[None], max_steps=polish_steps)
+        evaluations += refined.num_evaluations
+        info["polish"] = {"before": value, "after": refined.value, "steps": refined.info["steps"]}
+        if refined.value < value:
+            theta, value = refined.theta, refined.value
+            trace.append(value)
+    return PointEstimate(theta, value, np.asarray(trace), evaluations, time.perf_counter() - start, "de", info)
+
+
+def _de_objective(f):
+    """scipy calls a vectorized objective with ``x [dim, S]`` and its polish with ``x [dim]`` (one point)."""
+
+    def call(x):
+        x = np.asarray(x)
+        return f(x.T) if x.ndim == 2 else float(f(x[None])[0])
+
+    return call
 
 
 @contextlib.contextmanager
@@ -219,14 +240,20 @@ def _from_box(theta, low, high):
 
 
 def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_steps: int = 200, starts=None,
-              gtol: float = 1e-10, memory_size: int = 10) -> PointEstimate:
+              gtol: float = 1e-10, memory_size: int = 10, x64: bool = True) -> PointEstimate:
     """Multi-start L-BFGS (``optax.lbfgs``, zoom line search) through a differentiable objective.
 
     The box is mapped to R^dim by ``theta = low + (high - low) sigmoid(u)``; starts are uniform in
     the box (drawn from ``key``) unless ``starts [num_starts, dim]`` is given. All starts run together
     (``vmap``); each stops improving when its gradient norm in ``u`` falls below ``gtol``. The result is
-    the best start; ``info["starts"]`` holds every start's optimum and value.
+    the best start; ``info["starts"]`` holds every start's optimum and value. ``x64`` (default) runs
+    the search in float64: in float32 the line search stalls long before a trace fit is exact.
     """
+    with jax.enable_x64(x64):
+        return _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size)
+
+
+def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size):
     import optax
 
     low_np, high_np = _box(bounds)
