@@ -49,3 +49,33 @@ def _backend_started() -> bool:
         return bool(xla_bridge._backends)
     except (ImportError, AttributeError):  # private API moved: assume started, change nothing
         return True
+
+
+def describe_machine() -> dict:
+    """CPU model, cores, memory, Python, JAX and its devices: goes into every results JSON."""
+    import os
+    import platform
+
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = None
+    import jax
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_gib, 1) if mem_gib else None,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jax_devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }

@@ -447,7 +447,7 @@ def main() -> None:  # pragma: no cover - console entry point
         sys.exit(130)
 
 
-dynamics_app = typer.Typer(help="Dynamics tools: spectral submanifolds (and neural ODEs, issue 6 in progress).",
+dynamics_app = typer.Typer(help="Dynamics tools: spectral submanifolds and neural ODEs.",
                            no_args_is_help=True)
 app.add_typer(dynamics_app, name="dynamics")
 
@@ -517,3 +517,38 @@ def dynamics_neural_ode_cmd(
     console.print(f"neural ODE on {data}: field error {err['relative_rms']:.1%} (median angle "
                   f"{err['median_angle_degrees']:.1f}°), {len(result['learned_fixed_points'])} fixed points learned "
                   f"vs {len(result['true_fixed_points'])} true, {result['seconds']:.0f} s -> {out / 'neural_ode.json'}")
+
+
+bench_app = typer.Typer(help="Benchmarks of the seeds, each one command.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("mpr-table")
+def mpr_table_cmd(
+    case: str = typer.Option("deterministic", help="deterministic (sigma 0, v and r) | stochastic (sigma 0.1, v "
+                             "and r) | missing (sigma 0.1, v only)"),
+    methods: str = typer.Option("de,pso,bo,map,nuts,npe", help="comma-separated, among de,pso,bo,map,nuts,npe"),
+    repeats: int = typer.Option(3, help="runs per method (seeds 0..R-1): the table reports mean and std"),
+    out: Path = typer.Option(..., "--out", help="output folder: table.json, table.md, table.png and runs/ (a run "
+                             "already there is reused, so an interrupted table resumes)"),
+    budget: str = typer.Option("published", help="published (the seed's settings: DE 500 generations, PSO 500 "
+                               "iterations, BO 50+450, NUTS 1000+500 x 4 chains, NPE 100k simulations) | tiny (a "
+                               "smoke test)"),
+    likelihood: Optional[str] = typer.Option(None, help="NUTS likelihood: ode | state-space [default: ode for "
+                                             "deterministic data, state-space otherwise]"),
+    data_seed: int = typer.Option(0, help="seed of the simulated observation"),
+    json_out: bool = typer.Option(False, "--json", help="print table.json as one JSON line"),
+) -> None:
+    """Seed 003's benchmark table: DE, PSO, BO, MAP, NUTS and NPE on the MPR model, against the published rows."""
+    from .mpr_table import run_table
+
+    try:
+        table = run_table(case, out=out, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                          repeats=repeats, budget=budget, data_seed=data_seed, likelihood=likelihood,
+                          progress=not json_out)
+    except (NeurosbiError, ValueError, KeyError) as err:
+        _fail(err)
+    if json_out:
+        print(json.dumps(table))
+    else:
+        console.print((out / "table.md").read_text())

@@ -160,3 +160,321 @@ def objective(data: MPRData):
             return f(jnp.asarray(theta, jnp.float64), jnp.asarray(data.observed, jnp.float64))
 
     return batched
+
+
+# -- likelihoods for NUTS ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+    """A NUTS target: ``logdensity(position)``, initial positions, what to keep per draw."""
+
+    name: str
+    logdensity: object
+    init: object  # (key, chains) -> positions
+    keep: object  # position -> dict with "theta" (and the latent path / noise scales)
+
+
+def ode_likelihood(data: MPRData) -> Likelihood:
+    """Skeleton + Gaussian observation noise ε ~ half-normal(0.1); θ flat on the box (float64)."""
+    to_box, log_det = mcmc.box_transform(LOW, HIGH)
+    observed = np.asarray(data.observed)
+    channels, count = list(data.channels), observed.size
+
+    def logdensity(p):
+        eps = jnp.exp(p["log_eps"])
+        residual = skeleton(to_box(p["u"])[None], data)[0, channels] - observed
+        return (-0.5 * jnp.sum(residual**2) / eps**2 - count * p["log_eps"]
+                - 0.5 * (eps / 0.1) ** 2 + p["log_eps"] + log_det(p["u"]))
+
+    def init(key, chains):
+        u = jax.random.uniform(key, (chains, 3), jnp.float64, -2.0, 2.0)
+        return {"u": u, "log_eps": jnp.full((chains,), math.log(0.1))}
+
+    return Likelihood("ode", logdensity, init, lambda p: {"theta": to_box(p["u"]), "eps": jnp.exp(p["log_eps"])})
+
+
+def state_space_likelihood(data: MPRData) -> Likelihood:
+    """Latent (v, r) at the observed times with Euler transitions (module docstring)."""
+    to_box, log_det = mcmc.box_transform(LOW, HIGH)
+    y = np.asarray(data.samples)
+    n, k = y.shape[1], data.decimation
+    h = Montbrio().time_step
+    dt = h * k
+    current = _current(data)[::k][: n - 1]
+    observe_r = 1 in data.channels
+
+    def drift(v, r, delta, eta, J):
+        def step(state, _):
+            dv, dr = mean_field(state[0], state[1], delta, eta, J, current)
+            return (state[0] + h * dv, state[1] + h * dr), None
+
+        return jax.lax.scan(step, (v, r), None, length=k)[0]
+
+    def logdensity(p):
+        delta, eta, J = to_box(p["u"])
+        eps = jnp.exp(p["log_eps"])
+        v = y[0] + eps * p["zv"]
+        lp = -0.5 * jnp.sum(p["zv"] ** 2)
+        if observe_r:
+            r, log_sigma = y[1] + eps * p["zr"], math.log(data.sigma)
+            lp += -0.5 * jnp.sum(p["zr"] ** 2)
+        else:
+            r, log_sigma = p["r"], p["log_sigma"]
+            lp += -0.5 * jnp.exp(2 * log_sigma) + log_sigma  # σ ~ half-normal(1), on log σ
+        s2 = jnp.exp(2 * log_sigma) * dt
+        mv, mr = drift(v[:-1], r[:-1], delta, eta, J)
+        lp += -0.5 * jnp.sum((v[1:] - mv) ** 2 + (r[1:] - mr) ** 2) / s2 - (n - 1) * jnp.log(s2)
+        lp += -0.5 * ((v[0] + 3.0) / 0.1) ** 2 - 0.5 * ((r[0] - 0.5) / 0.1) ** 2  # the published initial state prior
+        lp += -0.5 * (eps / 0.1) ** 2 + p["log_eps"]  # ε ~ half-normal(0.1), on log ε
+        return lp + log_det(p["u"])
+
+    def init(key, chains):
+        u = jax.random.uniform(key, (chains, 3), jnp.float64, -2.0, 2.0)
+        p = {"u": u, "log_eps": jnp.full((chains,), math.log(0.01)), "zv": jnp.zeros((chains, n))}
+        if observe_r:
+            p["zr"] = jnp.zeros((chains, n))
+        else:  # r on its nullcline r = -Δ / (2π v) given the chain's Δ, clipped where v is not negative
+            delta = to_box(u)[:, :1]
+            p["r"] = jnp.clip(-delta / (2 * jnp.pi * jnp.minimum(y[0][None], -0.05)), 0.01, 5.0)
+            p["log_sigma"] = jnp.full((chains,), math.log(0.3))
+        return p
+
+    def keep(p):
+        eps = jnp.exp(p["log_eps"])
+        out = {"theta": to_box(p["u"]), "eps": eps, "v": y[0] + eps * p["zv"]}
+        out["r"] = y[1] + eps * p["zr"] if observe_r else p["r"]
+        if not observe_r:
+            out["sigma"] = jnp.exp(p["log_sigma"])
+        return out
+
+    return Likelihood("state-space", logdensity, init, keep)
+
+
+LIKELIHOODS = {"ode": ode_likelihood, "state-space": state_space_likelihood}
+DEFAULT_LIKELIHOOD = {"deterministic": "ode", "stochastic": "state-space", "missing": "state-space"}
+
+
+# -- one method, one repeat -------------------------------------------------------------------------
+
+# Settings per method: the seed's (reference §2.4-2.5) and a tiny budget for tests / smoke runs.
+SETTINGS = {
+    "published": {"de": {"popsize": 10, "maxiter": 500}, "pso": {"n_particles": 10, "iters": 500},
+                  "bo": {"init_points": 50, "n_iter": 450, "kappa": 100.0}, "map": {"num_starts": 8, "max_steps": 200},
+                  "nuts": {"chains": 4, "num_warmup": 1000, "num_samples": 500}, "npe": {"num_simulations": 100_000}},
+    "tiny": {"de": {"popsize": 5, "maxiter": 3, "polish_steps": 2}, "pso": {"n_particles": 4, "iters": 3},
+             "bo": {"init_points": 3, "n_iter": 2, "kappa": 100.0}, "map": {"num_starts": 2, "max_steps": 2},
+             "nuts": {"chains": 2, "num_warmup": 10, "num_samples": 10, "max_tree_depth": 3},
+             "npe": {"num_simulations": 300}},
+}
+PATH_STRIDE = 10  # the state-space NUTS keeps its latent path every 10th observed time (every 100 ms) per draw
+
+
+def _rmse(a, b) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def _skeleton_np(theta, data: MPRData) -> np.ndarray:
+    with jax.enable_x64(True):
+        return np.asarray(jax.jit(lambda t: skeleton(t, data))(jnp.asarray(np.atleast_2d(theta), jnp.float64)))[0]
+
+
+def _score(data: MPRData, estimate, path, stride: int = 1) -> dict:
+    truth_path = data.samples[:, ::stride]
+    return {"theta": dict(zip(PARAM_NAMES, map(float, estimate))), "param_rmse": _rmse(estimate, data.truth),
+            "ts_rmse": _rmse(path, truth_path),
+            "ts_rmse_channels": {name: _rmse(path[c], truth_path[c]) for c, name in enumerate(("v", "r"))}}
+
+
+def _posterior_scores(samples, data: MPRData) -> dict:
+    from . import priors as _priors
+
+    zs = zscore_shrinkage(samples, data.truth, _priors.box_uniform(LOW, HIGH))
+    low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+    return {"z_score": dict(zip(PARAM_NAMES, map(float, zs["z_score"]))),
+            "shrinkage": dict(zip(PARAM_NAMES, map(float, zs["shrinkage"]))),
+            "truth_in_95": dict(zip(PARAM_NAMES, map(bool, (data.truth >= low) & (data.truth <= high)))),
+            "posterior_mean": dict(zip(PARAM_NAMES, map(float, samples.mean(0)))),
+            "posterior_std": dict(zip(PARAM_NAMES, map(float, samples.std(0))))}
+
+
+def run_method(method: str, data: MPRData, seed: int, *, settings: dict, run_dir: Path,
+               likelihood: str | None = None, progress: bool = True) -> dict:
+    """Fit ``data`` with ``method`` (seed ``seed``); write the record, the fitted path and any posterior
+    draws under ``run_dir``; return the record (JSON-able)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if likelihood is not None and likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    options = dict(settings[method])
+    record: dict = {"method": method, "seed": seed, "case": data.case, "settings": options}
+    start = time.perf_counter()
+    samples = None
+    if method in optimize.OPTIMIZERS:
+        f = objective(data)
+        bounds = (LOW, HIGH)
+        if method == "de":
+            result = optimize.differential_evolution(f, bounds, seed=seed, **options)
+        elif method == "pso":
+            result = optimize.particle_swarm(f, bounds, seed=seed, **options)
+        elif method == "bo":
+            result = optimize.bayesian_optimization(f, bounds, seed=seed, param_names=PARAM_NAMES, **options)
+        else:
+            result = optimize.map_lbfgs(f, bounds, jax.random.key(seed), **options)
+        estimate, path = result.theta, _skeleton_np(result.theta, data)
+        record.update(result.to_dict(PARAM_NAMES))
+        np.save(run_dir / "trace.npy", result.trace)
+        record["seconds"] = time.perf_counter() - start
+        record.update(_score(data, estimate, path))
+    elif method == "nuts":
+        name = likelihood or DEFAULT_LIKELIHOOD[data.case]
+        chains = options.pop("chains")
+        with jax.enable_x64(True):
+            target = LIKELIHOODS[name](data)
+            key_init, key_run = jax.random.split(jax.random.key(seed))
+            thin = (lambda p: {k: (v[::PATH_STRIDE] if k in ("v", "r") else v) for k, v in target.keep(p).items()})
+            result = mcmc.nuts(target.logdensity, target.init(key_init, chains), key_run, keep=thin,
+                               progress=progress, **options)
+        record["seconds"] = time.perf_counter() - start
+        samples = result.samples["theta"].reshape(-1, 3)
+        estimate = samples.mean(0)
+        if "v" in result.samples:  # the posterior mean latent path (every PATH_STRIDE-th observed time)
+            path = np.stack([result.samples["v"].mean((0, 1)), result.samples["r"].mean((0, 1))])
+            record.update(_score(data, estimate, path, stride=PATH_STRIDE))
+        else:
+            path = _skeleton_np(estimate, data)
+            record.update(_score(data, estimate, path))
+        diag = result.diagnostics(["theta"] + [k for k in ("eps", "sigma") if k in result.samples])
+        record["nuts"] = {
+            "likelihood": name, "chains": chains, "diagnostics": diag,
+            "max_r_hat": max(d["r_hat"] for k, d in diag.items() if k.startswith("theta")),
+            "min_ess": min(min(d["ess_bulk"], d["ess_tail"]) for k, d in diag.items() if k.startswith("theta")),
+            "divergences": int(result.divergences.sum()), "acceptance": result.acceptance_rate.tolist(),
+            "mean_tree_size": result.mean_tree_size.tolist(), "warmup_s": result.warmup_seconds,
+            "sampling_s": result.sampling_seconds,
+            "per_chain_mean": result.samples["theta"].mean(1).tolist()}
+        for extra in ("eps", "sigma"):
+            if extra in result.samples:
+                record["nuts"][f"{extra}_mean"] = float(result.samples[extra].mean())
+        record["converged"] = bool(record["nuts"]["max_r_hat"] <= 1.01 and record["nuts"]["min_ess"] >= 400)
+    else:  # npe
+        from .workflow import infer
+
+        model = data.model
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics = infer(model, out=tmp, num_simulations=options["num_simulations"], seed=seed,
+                            observed_traces=data.traces.astype(np.float32), num_posterior_samples=4000,
+                            num_coverage_tests=1, num_calibration=0, analysis=False, check=False, progress=progress)
+            import arviz as az
+
+            posterior = az.from_netcdf(str(Path(tmp) / "posterior.nc")).posterior
+            samples = np.stack([posterior[n].values.reshape(-1) for n in PARAM_NAMES], axis=1)
+        record["seconds"] = time.perf_counter() - start
+        estimate = samples.mean(0)
+        path = _skeleton_np(np.median(samples, axis=0), data)  # the published predictive: the posterior median
+        record.update(_score(data, estimate, path))
+        record["npe"] = {"timings": metrics["timings"], "num_invalid_simulations": metrics["num_invalid_simulations"]}
+    if samples is not None:
+        record["posterior"] = _posterior_scores(samples, data)
+        np.save(run_dir / "posterior.npy", samples.astype(np.float32))
+    np.save(run_dir / "path.npy", np.asarray(path, np.float32))
+    (run_dir / "record.json").write_text(json.dumps(record, indent=2, default=float))
+    return record
+
+
+# -- the table --------------------------------------------------------------------------------------
+
+def _summary(records: list[dict]) -> dict:
+    def stats(key):
+        values = np.array([r[key] for r in records], np.float64)
+        return {"mean": float(values.mean()), "std": float(values.std())}
+
+    out = {"repeats": len(records), "param_rmse": stats("param_rmse"), "ts_rmse": stats("ts_rmse"),
+           "seconds": stats("seconds"),
+           "ts_rmse_channels": {c: float(np.mean([r["ts_rmse_channels"][c] for r in records])) for c in ("v", "r")}}
+    if all("posterior" in r for r in records):
+        for key in ("z_score", "shrinkage"):
+            out[key] = {p: float(np.mean([r["posterior"][key][p] for r in records])) for p in PARAM_NAMES}
+        out["truth_in_95"] = {p: float(np.mean([r["posterior"]["truth_in_95"][p] for r in records])) for p in PARAM_NAMES}
+    if all("nuts" in r for r in records):
+        out["max_r_hat"] = max(r["nuts"]["max_r_hat"] for r in records)
+        out["min_ess"] = min(r["nuts"]["min_ess"] for r in records)
+        out["divergences"] = int(sum(r["nuts"]["divergences"] for r in records))
+    return out
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def table_markdown(table: dict) -> str:
+    """The seed's columns plus z-score / shrinkage, ours against the published row."""
+    case = table["case"]
+    lines = [f"# MPR benchmark, {case} data ({table['repeats']} repeats, {table['budget']} budget)", "",
+             "| method | param RMSE (mean ± std) | time-series RMSE (mean ± std) | time | z-score (Δ, η, J) "
+             "| shrinkage (Δ, η, J) | published param RMSE | published ts RMSE | published time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, row in table["methods"].items():
+        pub = PUBLISHED[case][method]
+        z = ", ".join(f"{row['z_score'][p]:.2f}" for p in PARAM_NAMES) if "z_score" in row else "–"
+        sh = ", ".join(f"{row['shrinkage'][p]:.3f}" for p in PARAM_NAMES) if "shrinkage" in row else "–"
+        lines.append(
+            f"| {method.upper()} | {row['param_rmse']['mean']:.3g} ± {row['param_rmse']['std']:.2g} "
+            f"| {row['ts_rmse']['mean']:.3g} ± {row['ts_rmse']['std']:.2g} | {_clock(row['seconds']['mean'])} "
+            f"| {z} | {sh} | {pub[0]:.3g} ± {pub[1]:.2g} | {pub[2]:.3g} ± {pub[3]:.2g} | {_clock(pub[4])} |")
+    machine = table["machine"]
+    lines += ["", f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB. Published: Intel Core i7-7700 3.6 GHz (Baldy et al. 2024, "
+              "Neural Computation, Tables 1-3). Time-series RMSE: both channels at the observed times (10 ms), "
+              "the hidden r included; see `neurosbi.mpr_table` for the definitions."]
+    return "\n".join(lines) + "\n"
+
+
+def run_table(case: str, *, out, methods: Sequence[str] = METHODS, repeats: int = 3, budget: str = "published",
+              data_seed: int = 0, likelihood: str | None = None, progress: bool = True) -> dict:
+    """Run every method ``repeats`` times (seeds 0..repeats-1) on the observation of ``case`` and write
+    ``table.json``, ``table.md`` and figures to ``out``. A run already under ``out/runs`` is loaded,
+    not rerun, so an interrupted table resumes."""
+    from . import plotting
+    from ._runtime import describe_machine
+
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose among {', '.join(METHODS)}")
+    if budget not in SETTINGS:
+        raise ValueError(f"budget must be one of {', '.join(SETTINGS)}, got {budget!r}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = make_data(case, data_seed)
+    records: dict[str, list[dict]] = {}
+    for method in methods:
+        for seed in range(repeats):
+            run_dir = out / "runs" / f"{method}-{seed}"
+            done = run_dir / "record.json"
+            if done.exists():
+                record = json.loads(done.read_text())
+            else:
+                record = run_method(method, data, seed, settings=SETTINGS[budget], run_dir=run_dir,
+                                    likelihood=likelihood, progress=progress)
+            records.setdefault(method, []).append(record)
+            if progress:
+                print(f"{case} {method} seed {seed}: param RMSE {record['param_rmse']:.3g}, "
+                      f"ts RMSE {record['ts_rmse']:.3g}, {record['seconds']:.1f} s")
+    table = {"case": case, "budget": budget, "repeats": repeats, "data_seed": data_seed, "decimation": data.decimation,
+             "machine": describe_machine(), "truth": dict(zip(PARAM_NAMES, TRUTH.tolist())),
+             "methods": {m: _summary(rs) for m, rs in records.items()},
+             "published": {m: dict(zip(("param_rmse_mean", "param_rmse_std", "ts_rmse_mean", "ts_rmse_std", "seconds"),
+                                       PUBLISHED[case][m])) for m in methods}}
+    (out / "table.json").write_text(json.dumps(table, indent=2))
+    (out / "table.md").write_text(table_markdown(table))
+    paths = {m: np.load(out / "runs" / f"{m}-0" / "path.npy") for m in methods}
+    posteriors = {m: np.load(out / "runs" / f"{m}-0" / "posterior.npy") for m in methods
+                  if (out / "runs" / f"{m}-0" / "posterior.npy").exists()}
+    strides = {m: PATH_STRIDE if paths[m].shape[1] != data.samples.shape[1] else 1 for m in methods}
+    estimates = {m: [records[m][0]["theta"][p] for p in PARAM_NAMES] for m in methods}
+    plotting.mpr_table_figure(data.samples, data.channels, paths, strides, posteriors, estimates, table, TRUTH,
+                              PARAM_NAMES, out / "table.png")
+    return table

@@ -617,6 +617,50 @@ def neural_ode_extrapolation(t, data, pred, train_points: int, record: dict, *, 
     return _finish(fig, path)
 
 
+def mpr_table_figure(samples, channels, paths: dict, strides: dict, posteriors: dict, estimates: dict, table: dict,
+                     truth, names, path=None):
+    """Seed 003 Figs. 1, 2, 4 in one: the observed phase plane with each method's fit, the posteriors
+    of the Bayesian methods against the truth, and the time-series / parameter RMSE and cost bars."""
+    methods = list(paths)
+    colors = dict(zip(methods, plt.cm.tab10(np.arange(len(methods)))))
+    fig = plt.figure(figsize=(15, 8.5))
+    grid = fig.add_gridspec(2, 4)
+    ax = fig.add_subplot(grid[0, :2])
+    ax.plot(samples[1], samples[0], color="0.6", lw=2.5, label="true" + ("" if 1 in channels else " (r hidden)"))
+    for m in methods:
+        p = paths[m]
+        ax.plot(p[1], p[0], color=colors[m], lw=0.9, label=m.upper())
+    ax.set(xlabel="r", ylabel="v", title=f"phase plane: {table['case']} data and each method's fit")
+    ax.legend(fontsize=8, ncol=2)
+    ax = fig.add_subplot(grid[0, 2:])
+    t = np.arange(samples.shape[1]) * 0.01
+    ax.plot(t, samples[1], color="0.6", lw=2.0, label="true r")
+    for m in methods:
+        stride = strides[m]
+        ax.plot(t[::stride][: paths[m].shape[1]], paths[m][1], color=colors[m], lw=0.8, label=m.upper())
+    ax.set(xlabel="time (s)", ylabel="r", title="firing rate")
+    for j, name in enumerate(names):
+        ax = fig.add_subplot(grid[1, j])
+        for m, draws in posteriors.items():
+            ax.hist(draws[:, j], bins=40, density=True, histtype="step", color=colors[m], label=m.upper())
+        for m in methods:
+            if m not in posteriors:
+                ax.axvline(estimates[m][j], color=colors[m], lw=0.8, ls=":")
+        ax.axvline(truth[j], color="k", ls="--", lw=1, label="truth")
+        ax.set(xlabel=name, yticks=[])
+        if j == 0:
+            ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[1, 3])
+    rows = table["methods"]
+    x = np.arange(len(methods))
+    ax.bar(x - 0.2, [rows[m]["param_rmse"]["mean"] for m in methods], 0.4, yerr=[rows[m]["param_rmse"]["std"] for m in methods],
+           color=[colors[m] for m in methods], label="param RMSE")
+    ax.bar(x + 0.2, [rows[m]["seconds"]["mean"] for m in methods], 0.4, color="none",
+           edgecolor=[colors[m] for m in methods], hatch="//", label="seconds")
+    ax.set(xticks=x, xticklabels=[m.upper() for m in methods], yscale="log", title="param RMSE (filled), time s (hatched)")
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

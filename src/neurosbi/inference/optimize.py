@@ -10,10 +10,10 @@ swarm evaluate a whole population per call, so a vectorized simulator runs it as
 Libraries, and why:
 - differential evolution: ``scipy.optimize.differential_evolution`` (``vectorized=True``: one call
   per generation), as in the seed;
-- particle swarm: ``pyswarms.single.GlobalBestPSO``, the seed's library, so our row differs from the
-  published one only by the objective and the simulator, not by the algorithm's variant. It evaluates
-  the swarm as one batch. It is old (1.3, 2021) but small and pure numpy; it reads numpy's global
-  random state, which we seed and restore around the call so nothing leaks;
+- particle swarm: written here (30 lines of numpy, global-best PSO with the seed's pyswarms settings).
+  pyswarms, the seed's library, is unmaintained since 2021 and, on every optimizer it builds,
+  reconfigures the root logger to INFO and opens ``report.log`` in the working directory; nevergrad's
+  PSO pins bayesian-optimization below 2 (measured: installing it downgraded 3.4 to 1.4);
 - Bayesian optimization: ``bayes_opt`` (the seed's library, maintained), GP with an upper-confidence
   bound of ``kappa``; sequential by nature (one evaluation per step);
 - MAP: ``optax.lbfgs`` (zoom line search) on the box mapped to R^dim by a logistic transform, several
@@ -23,7 +23,6 @@ Libraries, and why:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -161,37 +160,36 @@ def _de_objective(f):
     return call
 
 
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def particle_swarm(objective: Callable, bounds, *, seed: int = 0, n_particles: int = 10, iters: int = 500,
                    c1: float = 0.5, c2: float = 0.3, w: float = 0.9) -> PointEstimate:
-    """pyswarms' global-best particle swarm (the seed's settings by default: 10 particles, 500
-    iterations, c1 0.5, c2 0.3, w 0.9), the swarm evaluated as one batch per iteration."""
-    try:
-        import pyswarms
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("particle_swarm needs pyswarms: pip install 'neurosbi[optim]'") from err
-    import logging
+    """Global-best particle swarm with inertia (Kennedy & Eberhart 1995; Shi & Eberhart 1998), the swarm
+    evaluated as one batch per iteration. Defaults are the seed's pyswarms settings: 10 particles, 500
+    iterations, c1 0.5, c2 0.3, w 0.9.
 
+    v ← w v + c1 u1 (p_best − x) + c2 u2 (g_best − x), x ← x + v, u1, u2 ~ U[0, 1) per coordinate;
+    a particle leaving the box is put back on its face and that velocity component zeroed.
+    """
     low, high = _box(bounds)
     f = _Counted(objective, low.size)
+    rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    with _numpy_global_seed(seed):
-        swarm = pyswarms.single.GlobalBestPSO(
-            n_particles=n_particles, dimensions=low.size, options={"c1": c1, "c2": c2, "w": w}, bounds=(low, high))
-        logging.getLogger("pyswarms").setLevel(logging.WARNING)
-        swarm.rep.logger.setLevel(logging.WARNING)
-        value, theta = swarm.optimize(f, iters=iters, verbose=False)
-    trace = np.minimum.accumulate(np.asarray(swarm.cost_history, dtype=np.float64))
-    return PointEstimate(np.asarray(theta, dtype=np.float64), float(value), trace, f.evaluations,
+    x = rng.uniform(low, high, (n_particles, low.size))
+    v = rng.uniform(-1.0, 1.0, x.shape) * 0.1 * (high - low)
+    cost = f(x)
+    best_x, best_cost = x.copy(), cost.copy()
+    trace = []
+    for _ in range(iters):
+        g = best_x[np.argmin(best_cost)]
+        v = w * v + c1 * rng.random(x.shape) * (best_x - x) + c2 * rng.random(x.shape) * (g - x)
+        x = x + v
+        out = (x < low) | (x > high)
+        x, v = np.clip(x, low, high), np.where(out, 0.0, v)
+        cost = f(x)
+        better = cost < best_cost
+        best_x[better], best_cost[better] = x[better], cost[better]
+        trace.append(float(best_cost.min()))
+    best = int(np.argmin(best_cost))
+    return PointEstimate(best_x[best], float(best_cost[best]), np.asarray(trace), f.evaluations,
                          time.perf_counter() - start, "pso", {"non_finite_evaluations": f.non_finite})
 
 

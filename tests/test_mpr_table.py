@@ -1,0 +1,77 @@
+"""Seed 003's table: the objective, the likelihoods and the one command (issue 7, scopes 1-3 and 6)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from neurosbi import mpr_table as mt
+from neurosbi.cli import app
+
+
+@pytest.fixture(scope="module")
+def stochastic():
+    return mt.make_data("stochastic", 0)
+
+
+def test_the_objective_is_zero_at_the_truth_on_deterministic_data_only(stochastic):
+    deterministic = mt.make_data("deterministic", 0)
+    f = mt.objective(deterministic)
+    values = np.asarray(f(np.stack([mt.TRUTH, mt.TRUTH + [0.01, 0, 0]])))
+    assert values[0] < 1e-10 and values[1] > 1e-2
+    # the skeleton is the simulator's noise-free path, sampled every DECIMATION steps
+    np.testing.assert_allclose(mt._skeleton_np(mt.TRUTH, deterministic), deterministic.samples, atol=1e-12)
+    assert mt.objective(stochastic)(mt.TRUTH[None])[0] > 1.0  # the noise moves the trace off the skeleton
+    missing = mt.make_data("missing", 0)
+    assert missing.observed.shape == (1, 10_000) and np.array_equal(missing.traces, stochastic.traces)
+
+
+def test_state_space_density_peaks_near_the_truth(stochastic):
+    """The state-space log density at the observed path: the truth beats points a few sds away."""
+    target = mt.state_space_likelihood(stochastic)
+    with jax.enable_x64(True):
+        p = jax.tree.map(lambda a: a[0], target.init(jax.random.key(0), 1))
+        p["log_eps"] = jnp.float64(np.log(1e-4))
+
+        def at(theta):
+            z = (theta - mt.LOW) / (mt.HIGH - mt.LOW)
+            return float(target.logdensity({**p, "u": jnp.log(z) - jnp.log1p(-z)}))
+
+        best = at(mt.TRUTH)
+        for shift in ([0.2, 0, 0], [0, 0.3, 0], [0, 0, 0.5]):
+            assert at(mt.TRUTH + np.array(shift)) < best - 10
+
+
+def test_table_command_writes_every_column(tmp_path):
+    out = tmp_path / "table"
+    result = CliRunner().invoke(app, ["bench", "mpr-table", "--case", "stochastic", "--budget", "tiny",
+                                      "--repeats", "1", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "table.json").read_text())
+    assert set(table["methods"]) == set(mt.METHODS)
+    for method, row in table["methods"].items():
+        for column in ("param_rmse", "ts_rmse", "seconds"):
+            assert np.isfinite(row[column]["mean"]) and np.isfinite(row[column]["std"]), (method, column)
+        if method in ("nuts", "npe"):
+            assert set(row["z_score"]) == set(row["shrinkage"]) == {"delta", "eta", "J"}
+    assert table["methods"]["nuts"]["divergences"] >= 0
+    md = (out / "table.md").read_text()
+    assert all(m.upper() in md for m in mt.METHODS) and "published" in md
+    assert (out / "table.png").stat().st_size > 10_000
+    # resumes: a second call loads every run instead of refitting
+    before = {p: p.stat().st_mtime for p in out.glob("runs/*/record.json")}
+    mt.run_table("stochastic", out=out, repeats=1, budget="tiny", progress=False)
+    assert {p: p.stat().st_mtime for p in out.glob("runs/*/record.json")} == before
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="case must be one of"):
+        mt.make_data("noisy")
+    with pytest.raises(ValueError, match="unknown methods"):
+        mt.run_table("stochastic", out=tmp_path, methods=["hmc"])
+    result = CliRunner().invoke(app, ["bench", "mpr-table", "--methods", "de", "--budget", "huge", "--out",
+                                      str(tmp_path)])
+    assert result.exit_code == 2 and "budget must be one of" in result.output
