@@ -61,6 +61,10 @@ def test_table_command_writes_every_column(tmp_path):
     md = (out / "table.md").read_text()
     assert all(m.upper() in md for m in mt.METHODS) and "published" in md
     assert (out / "table.png").stat().st_size > 10_000
+    ident = json.loads((out / "identifiability.json").read_text())
+    assert np.array(ident["hessian"]).shape == (3, 3) and (out / "identifiability.png").exists()
+    for name in ("delta", "eta", "J"):  # the profile never lies above the slice
+        assert np.all(np.array(ident["profiles"][name]["values"]) <= np.array(ident["slices"][name]["values"]) + 1e-9)
     # resumes: a second call loads every run instead of refitting
     before = {p: p.stat().st_mtime for p in out.glob("runs/*/record.json")}
     mt.run_table("stochastic", out=out, repeats=1, budget="tiny", progress=False)

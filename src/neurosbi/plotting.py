@@ -661,6 +661,26 @@ def mpr_table_figure(samples, channels, paths: dict, strides: dict, posteriors: 
     return _finish(fig, path)
 
 
+def identifiability(profiles: dict, slices: dict, hessian, names, truth, estimate, *, path=None, title=""):
+    """Seed 003 Fig. S3: each parameter's profile (others re-optimized) and slice (others fixed) of the
+    objective around the estimate, and the Hessian's eigenvalues there."""
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(4 * (len(names) + 1), 3.4))
+    for j, name in enumerate(names):
+        ax = axes[j]
+        ax.plot(slices[name]["grid"], slices[name]["values"], color="0.5", label="slice (others fixed)")
+        ax.plot(profiles[name]["grid"], profiles[name]["values"], color="k", label="profile (others optimized)")
+        ax.axvline(truth[j], color="tab:red", ls="--", lw=1, label="truth")
+        ax.axvline(estimate[j], color="tab:blue", ls=":", lw=1, label="estimate")
+        ax.set(xlabel=name, ylabel="objective" if j == 0 else None, yscale="symlog", ylim=(0, None))
+        if j == 0:
+            ax.legend(fontsize=7)
+    eig = np.linalg.eigvalsh(np.asarray(hessian))
+    axes[-1].bar(np.arange(eig.size), np.abs(eig), color=["tab:green" if e > 0 else "tab:red" for e in eig])
+    axes[-1].set(yscale="log", xlabel="eigenvalue index", title="|eigenvalues| of the Hessian")
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

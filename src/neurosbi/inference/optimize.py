@@ -238,7 +238,7 @@ def _from_box(theta, low, high):
 
 
 def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_steps: int = 200, starts=None,
-              gtol: float = 1e-10, memory_size: int = 10, x64: bool = True) -> PointEstimate:
+              gtol: float = 1e-10, memory_size: int = 10, x64: bool = True, args=()) -> PointEstimate:
     """Multi-start L-BFGS (``optax.lbfgs``, zoom line search) through a differentiable objective.
 
     The box is mapped to R^dim by ``theta = low + (high - low) sigmoid(u)``; starts are uniform in
@@ -246,12 +246,14 @@ def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_step
     (``vmap``); each stops improving when its gradient norm in ``u`` falls below ``gtol``. The result is
     the best start; ``info["starts"]`` holds every start's optimum and value. ``x64`` (default) runs
     the search in float64: in float32 the line search stalls long before a trace fit is exact.
+    ``args``: arrays with a leading ``[num_starts]`` axis, passed per start as ``objective(theta, *args_i)``
+    (e.g. the value a profile holds fixed), so one compiled search serves many related problems.
     """
     with jax.enable_x64(x64):
-        return _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size)
+        return _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, tuple(args))
 
 
-def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size):
+def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, args):
     import optax
 
     low_np, high_np = _box(bounds)
@@ -263,17 +265,22 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
     if starts.shape[1] != dim:
         raise ShapeError(f"starts have {starts.shape[1]} columns, expected {dim}")
 
-    def loss(u):
-        return objective(_to_box(u, low, high)[None])[0]
+    args = tuple(jnp.asarray(a) for a in args)
+    if any(a.shape[:1] != (starts.shape[0],) for a in args):
+        raise ShapeError(f"every array in args needs a leading axis of {starts.shape[0]} (one per start)")
+
+    def loss(u, *a):
+        return objective(_to_box(u, low, high)[None], *(x[None] for x in a))[0]
 
     solver = optax.lbfgs(memory_size=memory_size)
     value_and_grad = optax.value_and_grad_from_state(loss)
 
     @jax.jit
     @jax.vmap
-    def step(u, state):
-        value, grad = value_and_grad(u, state=state)
-        updates, new_state = solver.update(grad, state, u, value=value, grad=grad, value_fn=loss)
+    def step(u, state, *a):
+        value, grad = value_and_grad(u, *a, state=state)
+        updates, new_state = solver.update(grad, state, u, value=value, grad=grad,
+                                           value_fn=lambda x: loss(x, *a))
         done = ~(jnp.linalg.norm(grad) > gtol)  # also stops a start whose gradient is NaN
         u_new = jnp.where(done, u, optax.apply_updates(u, updates))
         return u_new, jax.tree.map(lambda a, b: jnp.where(done, a, b), state, new_state), value, done
@@ -284,7 +291,7 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
     trace, evaluations = [], 0
     best_values = np.full(starts.shape[0], np.inf)
     for _ in range(max_steps):
-        u, state, value, done = step(u, state)
+        u, state, value, done = step(u, state, *args)
         value = np.asarray(value)
         best_values = np.minimum(best_values, np.where(np.isfinite(value), value, np.inf))
         trace.append(float(best_values.min()))
@@ -294,7 +301,7 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
         if bool(np.all(done)):
             break
     theta_all = np.asarray(_to_box(u, low, high))
-    final = np.asarray(jax.vmap(loss)(u))
+    final = np.asarray(jax.vmap(loss)(u, *args))
     evaluations += starts.shape[0]
     final = np.where(np.isfinite(final), final, np.inf)
     best = int(np.argmin(final))
