@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from neurosbi import mpr_table as mt
 from neurosbi.cli import app
+from neurosbi.inference.mcmc import from_box
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,7 @@ def test_state_space_density_peaks_near_the_truth(stochastic):
         p["log_eps"] = jnp.float64(np.log(1e-4))
 
         def at(theta):
-            z = (theta - mt.LOW) / (mt.HIGH - mt.LOW)
-            return float(target.logdensity({**p, "u": jnp.log(z) - jnp.log1p(-z)}))
+            return float(target.logdensity({**p, "u": from_box(jnp.asarray(theta), mt.LOW, mt.HIGH)}))
 
         best = at(mt.TRUTH)
         for shift in ([0.2, 0, 0], [0, 0.3, 0], [0, 0, 0.5]):
@@ -57,7 +57,9 @@ def test_table_command_writes_every_column(tmp_path):
             assert np.isfinite(row[column]["mean"]) and np.isfinite(row[column]["std"]), (method, column)
         if method in ("nuts", "npe"):
             assert set(row["z_score"]) == set(row["shrinkage"]) == {"delta", "eta", "J"}
-    assert table["methods"]["nuts"]["divergences"] >= 0
+    nuts = json.loads((out / "runs" / "nuts-0" / "record.json").read_text())["nuts"]
+    assert {"theta[0]", "theta[1]", "theta[2]", "eps"} <= set(nuts["diagnostics"])  # R-hat / ESS per parameter
+    assert np.isfinite(nuts["max_r_hat"]) and table["methods"]["nuts"]["max_r_hat"] == nuts["max_r_hat"]
     md = (out / "table.md").read_text()
     assert all(m.upper() in md for m in mt.METHODS) and "published" in md
     assert (out / "table.png").stat().st_size > 10_000

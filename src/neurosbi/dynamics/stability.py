@@ -36,8 +36,7 @@ class FixedPoint:
 
 
 def _quartic_roots(delta, eta, J, current):
-    """Roots [..., 4] (complex) of the fixed-point quartic, batched by companion matrices."""
-    delta, eta, J, current = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (delta, eta, J, current)))
+    """Roots [..., 4] (complex) of the fixed-point quartic, batched by companion matrices (broadcast inputs)."""
     # monic quartic v^4 + a2 v^2 + a1 v + a0
     a2, a1, a0 = eta + current, -J * delta / (2 * np.pi), -(delta**2) / 4
     companion = np.zeros(delta.shape + (4, 4))
@@ -65,16 +64,22 @@ def _kind(eigenvalues, tol=1e-12) -> str:
     return "saddle"
 
 
+def _fixed_points(delta, eta, J, current, tol=1e-9):
+    """``(v, r)`` ``[..., 4]`` of the quartic's roots, NaN where a root is complex or gives r ≤ 0."""
+    delta, eta, J, current = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (delta, eta, J, current)))
+    roots = _quartic_roots(delta, eta, J, current)
+    real = np.abs(roots.imag) <= tol * np.maximum(1.0, np.abs(roots.real))
+    v = np.where(real & (roots.real < 0), roots.real, np.nan)
+    return v, -delta[..., None] / (2 * np.pi * v)
+
+
 def mpr_fixed_points(delta: float, eta: float, J: float, current: float = 0.0, *, tol: float = 1e-9) -> list[FixedPoint]:
     """Every fixed point with r > 0 of the MPR model at one parameter point, sorted by rate."""
     if not delta > 0:
         raise ValueError(f"delta must be > 0 (the width of the excitability distribution), got {delta}")
-    roots = _quartic_roots(delta, eta, J, current)
+    vs, rs = _fixed_points(delta, eta, J, current, tol)
     points = []
-    for v in roots[np.abs(roots.imag) <= tol * np.maximum(1.0, np.abs(roots.real))].real:
-        if v >= 0:
-            continue
-        r = -delta / (2 * np.pi * v)
+    for v, r in zip(vs[np.isfinite(vs)], rs[np.isfinite(vs)]):
         eig = mpr_eigenvalues(v, r, J)
         points.append(FixedPoint(float(v), float(r), eig, _kind(eig)))
     return sorted(points, key=lambda p: p.r)
@@ -86,12 +91,8 @@ def mpr_regime(delta, eta, J, current=0.0) -> np.ndarray:
     node: one stable fixed point, a node; focus: one stable fixed point, a focus; bistable: two stable
     fixed points; other: anything else (none stable, which the MPR model does not show with Δ > 0).
     """
-    delta, eta, J, current = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (delta, eta, J, current)))
-    roots = _quartic_roots(delta, eta, J, current)
-    real = np.abs(roots.imag) <= 1e-9 * np.maximum(1.0, np.abs(roots.real))
-    v = np.where(real & (roots.real < 0), roots.real, np.nan)
-    r = -delta[..., None] / (2 * np.pi * v)
-    eig = mpr_eigenvalues(v, r, J[..., None])
+    v, r = _fixed_points(delta, eta, J, current)
+    eig = mpr_eigenvalues(v, r, np.broadcast_to(J, v.shape[:-1])[..., None])
     stable = np.all(eig.real < 0, axis=-1) & np.isfinite(v)
     focus = np.abs(eig.imag).max(axis=-1) > 1e-12
     n_stable = stable.sum(axis=-1)

@@ -5,12 +5,12 @@ and a diagonal mass matrix (``blackjax.window_adaptation``, target acceptance 0.
 then sampling, every chain under one ``vmap`` so a step is one compiled call for all chains. R-hat
 (rank-normalized, split) and bulk / tail ESS come from ArviZ; divergences, acceptance and tree sizes
 from blackjax's per-step info. Positions may be any pytree (a dict of parameters and latent paths);
-``summary_names`` picks which leaves are summarised (a 10⁵-step latent path is sampled, not summarised).
+``MCMCResult.diagnostics(names)`` summarises the named leaves only.
 
 Sampling runs in blocks of draws (one compiled ``lax.scan`` per block) with a progress bar between
-blocks; the adaptation is one compiled call (its schedule has no natural blocks). Memory: only the
-draws of the kept leaves are stored (``keep``), so a long latent path costs its size per chain, not per
-draw. Float64 is the caller's choice: run inside ``jax.enable_x64(True)`` with float64 positions.
+blocks; the adaptation is one compiled call (its schedule has no natural blocks). Memory: only what
+``keep(position)`` returns is stored per draw, so a long latent path need not be (keep a thinned copy, or
+none), and the adaptation's per-step information is not stored at all. Float64 is the caller's choice: run inside ``jax.enable_x64(True)`` with float64 positions.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class MCMCResult:
 
     def sample(self, key, n: int, name: str | None = None) -> np.ndarray:
         """``n`` draws (with replacement) from the pooled chains of leaf ``name`` (the only one if None)."""
-        name = name or next(iter(self.samples))
-        pooled = np.asarray(self.samples[name]).reshape(-1, *np.asarray(self.samples[name]).shape[2:])
+        draws = np.asarray(self.samples[name or next(iter(self.samples))])
+        pooled = draws.reshape(-1, *draws.shape[2:])
         idx = np.asarray(jax.random.choice(key, pooled.shape[0], (n,)))
         return pooled[idx]
 
@@ -107,7 +107,7 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
     Args:
         logdensity: log density (up to a constant) of one position (a pytree), differentiable.
         initial_positions: the same pytree with a leading ``[chains]`` axis on every leaf.
-        key: PRNG key; chain ``c`` uses ``fold_in``-derived keys of its own.
+        key: PRNG key, split into one key per chain for the warm-up and per block of draws.
         num_warmup, num_samples: Stan's 1000 / 500 by default.
         keep: ``position -> dict`` of what to store per draw (default: the position itself if it is a
             dict, else ``{"theta": position}``).
@@ -191,3 +191,10 @@ def box_transform(low, high):
         return jnp.sum(jnp.log(high - low) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u))
 
     return to_box, log_det
+
+
+def from_box(theta, low, high):
+    """The inverse of ``box_transform``'s map: ``u = logit((theta - low) / (high - low))``, clipped just inside
+    the box so a point on a face stays finite."""
+    p = jnp.clip((jnp.asarray(theta) - low) / (jnp.asarray(high) - low), 1e-9, 1 - 1e-9)
+    return jnp.log(p) - jnp.log1p(-p)

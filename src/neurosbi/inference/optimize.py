@@ -2,7 +2,7 @@
 and MAP by L-BFGS through a differentiable simulator.
 
 Every optimizer minimizes the same kind of objective, ``objective(theta [batch, dim]) -> [batch]``
-(a JAX function; e.g. the L2 distance between simulated and observed traces, ``montbrio_fit``),
+(a JAX function; e.g. the L2 distance between simulated and observed traces, ``neurosbi.mpr_table.objective``),
 inside a box ``(low, high)`` (the prior's support), and returns a :class:`PointEstimate` with the
 best-so-far objective trace. Batched objectives matter: differential evolution and the particle
 swarm evaluate a whole population per call, so a vectorized simulator runs it as one compiled batch.
@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ShapeError
+from .mcmc import box_transform, from_box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,7 @@ def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsiz
 
     start = time.perf_counter()
     result = optimize.differential_evolution(
-        _de_objective(f), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
+        lambda x: f(x.T), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
         polish=False, vectorized=True, updating="deferred", callback=callback, **scipy_options)
     theta, value = np.asarray(result.x), float(result.fun)
     info = {"message": str(result.message), "generations": int(result.nit), "non_finite_evaluations": f.non_finite}
@@ -148,16 +149,6 @@ def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsiz
             theta, value = refined.theta, refined.value
             trace.append(value)
     return PointEstimate(theta, value, np.asarray(trace), evaluations, time.perf_counter() - start, "de", info)
-
-
-def _de_objective(f):
-    """scipy calls a vectorized objective with ``x [dim, S]`` and its polish with ``x [dim]`` (one point)."""
-
-    def call(x):
-        x = np.asarray(x)
-        return f(x.T) if x.ndim == 2 else float(f(x[None])[0])
-
-    return call
 
 
 def particle_swarm(objective: Callable, bounds, *, seed: int = 0, n_particles: int = 10, iters: int = 500,
@@ -228,15 +219,6 @@ def bayesian_optimization(objective: Callable, bounds, *, seed: int = 0, init_po
                          time.perf_counter() - start, "bo", {"non_finite_evaluations": f.non_finite})
 
 
-def _to_box(u, low, high):
-    return low + (high - low) * jax.nn.sigmoid(u)
-
-
-def _from_box(theta, low, high):
-    p = jnp.clip((theta - low) / (high - low), 1e-9, 1 - 1e-9)
-    return jnp.log(p) - jnp.log1p(-p)
-
-
 def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_steps: int = 200, starts=None,
               gtol: float = 1e-10, memory_size: int = 10, x64: bool = True, args=()) -> PointEstimate:
     """Multi-start L-BFGS (``optax.lbfgs``, zoom line search) through a differentiable objective.
@@ -269,8 +251,10 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
     if any(a.shape[:1] != (starts.shape[0],) for a in args):
         raise ShapeError(f"every array in args needs a leading axis of {starts.shape[0]} (one per start)")
 
+    to_box = box_transform(low, high)[0]
+
     def loss(u, *a):
-        return objective(_to_box(u, low, high)[None], *(x[None] for x in a))[0]
+        return objective(to_box(u)[None], *(x[None] for x in a))[0]
 
     solver = optax.lbfgs(memory_size=memory_size)
     value_and_grad = optax.value_and_grad_from_state(loss)
@@ -286,7 +270,7 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
         return u_new, jax.tree.map(lambda a, b: jnp.where(done, a, b), state, new_state), value, done
 
     start = time.perf_counter()
-    u = _from_box(starts, low, high)
+    u = from_box(starts, low, high)
     state = jax.vmap(solver.init)(u)
     trace, evaluations = [], 0
     best_values = np.full(starts.shape[0], np.inf)
@@ -300,7 +284,7 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
         evaluations += int((running * (1 + linesearch)).sum())
         if bool(np.all(done)):
             break
-    theta_all = np.asarray(_to_box(u, low, high))
+    theta_all = np.asarray(to_box(u))
     final = np.asarray(jax.vmap(loss)(u, *args))
     evaluations += starts.shape[0]
     final = np.where(np.isfinite(final), final, np.inf)
