@@ -263,7 +263,7 @@ SETTINGS = {
     "published": {"de": {"popsize": 10, "maxiter": 500}, "pso": {"n_particles": 10, "iters": 500},
                   "bo": {"init_points": 50, "n_iter": 450, "kappa": 100.0}, "map": {"num_starts": 8, "max_steps": 200},
                   "nuts": {"chains": 4, "num_warmup": 1000, "num_samples": 500}, "npe": {"num_simulations": 100_000}},
-    "tiny": {"de": {"popsize": 5, "maxiter": 3, "polish_steps": 2}, "pso": {"n_particles": 4, "iters": 3},
+    "tiny": {"de": {"popsize": 5, "maxiter": 3}, "pso": {"n_particles": 4, "iters": 3},
              "bo": {"init_points": 3, "n_iter": 2, "kappa": 100.0}, "map": {"num_starts": 2, "max_steps": 2},
              "nuts": {"chains": 2, "num_warmup": 10, "num_samples": 10, "max_tree_depth": 3},
              "npe": {"num_simulations": 300}},

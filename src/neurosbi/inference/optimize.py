@@ -101,7 +101,9 @@ class _Counted:
         theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         if theta.shape[1] != self.dim:
             raise ShapeError(f"objective got theta with {theta.shape[1]} columns, expected {self.dim}")
-        values = np.asarray(self.objective(jnp.asarray(theta)), dtype=np.float64).reshape(-1)
+        # numpy in: a float64 objective must see float64 parameters (jnp.asarray outside x64 would round
+        # them to float32, which floored the MPR deterministic fit at an objective of 2.5e-5)
+        values = np.asarray(self.objective(theta), dtype=np.float64).reshape(-1)
         if values.shape != (theta.shape[0],):
             raise ShapeError(f"objective must return one value per row of theta; got shape {values.shape} "
                              f"for {theta.shape[0]} rows")
@@ -112,18 +114,15 @@ class _Counted:
 
 
 def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsize: int = 10, maxiter: int = 500,
-                           tol: float = 0.0, atol: float = 0.0, polish: bool = True, polish_steps: int = 40,
-                           **scipy_options) -> PointEstimate:
+                           tol: float = 0.0, atol: float = 0.0, polish: bool = True, **scipy_options) -> PointEstimate:
     """scipy's differential evolution on a batched objective (one call per generation).
 
     ``popsize`` is scipy's multiplier (population = popsize × dim); the seed used 10 and 500
     iterations. ``tol = atol = 0`` (default) runs every generation; scipy's default ``tol=0.01`` stops
     when the population's spread of objective values is small relative to its mean, which on an
-    objective whose optimum is 0 never triggers early anyway. ``polish`` refines the best member by
-    ``map_lbfgs`` (the objective's gradient, through JAX) and keeps the result if it is better. scipy's own
-    polish (the seed's default) uses finite differences, which stall on an L2 objective near its zero
-    (measured on the MPR deterministic case: no improvement on 2.5e-5); ``info["polish"]`` says what
-    the refinement changed.
+    objective whose optimum is 0 never triggers early anyway. ``polish`` is scipy's (the seed's default):
+    L-BFGS-B with finite differences from the best member, kept if better; it needs a float64 objective
+    (in float32 the differences are rounding noise and the polish changes nothing).
     """
     from scipy import optimize
 
@@ -136,19 +135,23 @@ def differential_evolution(objective: Callable, bounds, *, seed: int = 0, popsiz
 
     start = time.perf_counter()
     result = optimize.differential_evolution(
-        lambda x: f(x.T), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
-        polish=False, vectorized=True, updating="deferred", callback=callback, **scipy_options)
-    theta, value = np.asarray(result.x), float(result.fun)
+        _de_objective(f), list(zip(low, high)), popsize=popsize, maxiter=maxiter, tol=tol, atol=atol, seed=seed,
+        polish=polish, vectorized=True, updating="deferred", callback=callback, **scipy_options)
     info = {"message": str(result.message), "generations": int(result.nit), "non_finite_evaluations": f.non_finite}
-    evaluations = f.evaluations
-    if polish:
-        refined = map_lbfgs(objective, bounds, None, starts=theta[None], max_steps=polish_steps)
-        evaluations += refined.num_evaluations
-        info["polish"] = {"before": value, "after": refined.value, "steps": refined.info["steps"]}
-        if refined.value < value:
-            theta, value = refined.theta, refined.value
-            trace.append(value)
-    return PointEstimate(theta, value, np.asarray(trace), evaluations, time.perf_counter() - start, "de", info)
+    if trace and result.fun < trace[-1]:  # the polish improved on the last generation
+        trace.append(float(result.fun))
+    return PointEstimate(np.asarray(result.x), float(result.fun), np.asarray(trace), f.evaluations,
+                         time.perf_counter() - start, "de", info)
+
+
+def _de_objective(f):
+    """scipy calls a vectorized objective with ``x [dim, S]`` and its polish with ``x [dim]`` (one point)."""
+
+    def call(x):
+        x = np.asarray(x)
+        return f(x.T) if x.ndim == 2 else float(f(x[None])[0])
+
+    return call
 
 
 def particle_swarm(objective: Callable, bounds, *, seed: int = 0, n_particles: int = 10, iters: int = 500,
