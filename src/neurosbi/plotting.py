@@ -676,7 +676,7 @@ def identifiability(profiles: dict, slices: dict, hessian, names, truth, estimat
             ax.legend(fontsize=7)
     eig = np.linalg.eigvalsh(np.asarray(hessian))
     axes[-1].bar(np.arange(eig.size), np.abs(eig), color=["tab:green" if e > 0 else "tab:red" for e in eig])
-    axes[-1].set(yscale="log", xlabel="eigenvalue index", title="|eigenvalues| of the Hessian")
+    axes[-1].set(yscale="log", xlabel="eigenvalue index", title="|eigenvalues| of the Hessian (sum of squares)")
     fig.suptitle(title)
     return _finish(fig, path)
 
