@@ -1,5 +1,6 @@
 """Seed 003's table: the objective, the likelihoods and the one command (issue 7, scopes 1-3 and 6)."""
 
+import dataclasses
 import json
 
 import jax
@@ -45,6 +46,40 @@ def test_state_space_density_peaks_near_the_truth(stochastic):
             assert at(mt.TRUTH + np.array(shift)) < best - 10
 
 
+def test_a_pseudo_observation_of_r_joins_the_objective_and_the_likelihood():
+    """The +tde methods: r̂ enters the L2 objective where it is finite and the likelihoods at every stride-th
+    covered time with its error sd."""
+    det = mt.make_data("deterministic", 0)
+    r_hat = det.samples[1].copy()
+    r_hat[:5] = np.nan
+    v_only = dataclasses.replace(det, channels=(0,))
+    with_r = dataclasses.replace(v_only, pseudo_r=r_hat, pseudo_error=0.1, pseudo_stride=3)
+    shifted = mt.TRUTH + np.array([0.05, 0.0, 0.0])
+    path = mt._skeleton_np(shifted, det)
+    assert mt.objective(with_r)(mt.TRUTH[None])[0] < 1e-10
+    np.testing.assert_allclose(mt.objective(v_only)(shifted[None])[0], np.sqrt(np.sum((path[0] - det.samples[0]) ** 2)))
+    expected = np.sqrt(np.sum((path[0] - det.samples[0]) ** 2) + np.sum((path[1, 5:] - det.samples[1, 5:]) ** 2))
+    np.testing.assert_allclose(mt.objective(with_r)(shifted[None])[0], expected, rtol=1e-10)
+    used = len(range(5, det.samples.shape[1], 3))
+    assert float(with_r.pseudo_log_likelihood(jnp.asarray(det.samples[1]))) == 0.0
+    np.testing.assert_allclose(float(with_r.pseudo_log_likelihood(jnp.asarray(det.samples[1] + 0.1))), -0.5 * used)
+    assert v_only.pseudo_log_likelihood(det.samples[1]) == 0.0
+
+
+@pytest.mark.heavy
+def test_tde_rows_on_the_missing_case(tmp_path):
+    """The delay-embedding reconstruction of r (a 100-series bank) is written with its measured error, and a
+    +tde method fits with it."""
+    table = mt.run_table("missing", out=tmp_path, methods=["de", "de+tde"], repeats=1, budget="tiny", progress=False)
+    tde = json.loads((tmp_path / "tde.json").read_text())
+    assert tde["delay_samples"] == 16 and tde["neighbours"] == 182 and tde["bank_series"] == 100
+    assert tde["rmse"] < 0.25 and tde["rmse"] <= tde["rmse_raw"] and 0 < tde["held_out_rmse"] < 0.3
+    assert tde["pseudo_stride_samples"] >= 1 and (tmp_path / "tde.png").stat().st_size > 10_000
+    record = json.loads((tmp_path / "runs" / "de+tde-0" / "record.json").read_text())
+    assert record["method"] == "de+tde" and record["pseudo_observation"]["error_sd"] == tde["held_out_rmse"]
+    assert set(table["methods"]) == {"de", "de+tde"} and "+TDE rows" in (tmp_path / "table.md").read_text()
+
+
 def test_table_command_writes_every_column(tmp_path):
     out = tmp_path / "table"
     result = CliRunner().invoke(app, ["bench", "mpr-table", "--case", "stochastic", "--budget", "tiny",
@@ -78,6 +113,10 @@ def test_bad_arguments_are_refused(tmp_path):
         mt.make_data("noisy")
     with pytest.raises(ValueError, match="unknown methods"):
         mt.run_table("stochastic", out=tmp_path, methods=["hmc"])
+    with pytest.raises(ValueError, match="case 'stochastic' observes r"):
+        mt.run_table("stochastic", out=tmp_path, methods=["de+tde"])
+    with pytest.raises(ValueError, match="unknown methods"):
+        mt.run_table("missing", out=tmp_path, methods=["npe+tde"])
     result = CliRunner().invoke(app, ["bench", "mpr-table", "--methods", "de", "--budget", "huge", "--out",
                                       str(tmp_path)])
     assert result.exit_code == 2 and "budget must be one of" in result.output

@@ -527,7 +527,9 @@ app.add_typer(bench_app, name="bench")
 def mpr_table_cmd(
     case: str = typer.Option("deterministic", help="deterministic (sigma 0, v and r) | stochastic (sigma 0.1, v "
                              "and r) | missing (sigma 0.1, v only)"),
-    methods: str = typer.Option("de,pso,bo,map,nuts,npe", help="comma-separated, among de,pso,bo,map,nuts,npe"),
+    methods: str = typer.Option("de,pso,bo,map,nuts,npe", help="comma-separated, among de,pso,bo,map,nuts,npe; on the "
+                                 "missing case also de+tde, ..., nuts+tde: the hidden r reconstructed from v by delay "
+                                 "embedding (tde.json, tde.png) joins the fit as a pseudo-observation"),
     repeats: int = typer.Option(3, help="runs per method (seeds 0..R-1): the table reports mean and std"),
     out: Path = typer.Option(..., "--out", help="output folder: table.json, table.md, table.png and runs/ (a run "
                              "already there is reused, so an interrupted table resumes)"),

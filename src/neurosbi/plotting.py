@@ -681,6 +681,23 @@ def identifiability(profiles: dict, slices: dict, hessian, names, truth, estimat
     return _finish(fig, path)
 
 
+def delay_reconstruction(times, observed, hidden, reconstruction, *, path=None, title=""):
+    """The observed signal, and the hidden one against its delay-embedding reconstruction, with a zoom."""
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7))
+    axes[0].plot(times, observed, color="k", lw=0.5)
+    axes[0].set(ylabel="observed v")
+    for ax in axes[1:]:
+        ax.plot(times, hidden, color="0.55", lw=1.6, label="true r (hidden)")
+        ax.plot(times, reconstruction, color="tab:blue", lw=0.7, label="reconstruction")
+        ax.set(ylabel="r")
+    axes[1].legend(fontsize=8, loc="upper right")
+    middle = times[len(times) // 2]
+    axes[2].set(xlim=(middle - 10, middle + 10), xlabel="time (s)", title="zoom: 20 s around the middle")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -1,7 +1,9 @@
-"""Dynamical-systems tools: delay embedding, finite-difference derivatives, truncated polynomial
+"""Dynamical-systems tools: delay embedding, reconstruction of a hidden variable by delay regression, finite-difference derivatives, truncated polynomial
 algebra, and spectral submanifolds (:mod:`neurosbi.dynamics.ssm`)."""
 
 from . import ssm as ssm
+from ._delay_regression import DelayReconstruction as DelayReconstruction
+from ._delay_regression import DelayRegressor as DelayRegressor
 from ._embedding import central_difference_weights as central_difference_weights
 from ._embedding import delay_embed as delay_embed
 from ._embedding import embedding_copies as embedding_copies
