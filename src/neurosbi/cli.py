@@ -554,3 +554,27 @@ def mpr_table_cmd(
         print(json.dumps(table))
     else:
         console.print((out / "table.md").read_text())
+
+
+@bench_app.command("mpr-regimes")
+def mpr_regimes_cmd(
+    out: Path = typer.Option(..., "--out", help="output folder: regimes.json, regimes.png"),
+    num_simulations: int = typer.Option(20_000, help="skeleton simulations over the prior box for NPE"),
+    seed: int = typer.Option(0, help="seed of the prior draws, training and posterior draws"),
+    json_out: bool = typer.Option(False, "--json", help="print regimes.json as one JSON line"),
+) -> None:
+    """Seed 003 Fig. 8: NPE on dynamical-class features (settled r, v and damped oscillations before, during and
+    after the step current), its posterior draws for a bistable, a focus and a node observation over the
+    linear-stability phase diagram (eta/Delta, J/sqrt(Delta)), and the share of draws in each observation's regime."""
+    from .mpr_regimes import run_regimes
+
+    if num_simulations < 100:
+        _fail(ValueError(f"num-simulations must be >= 100 to train NPE, got {num_simulations}"))
+    record = run_regimes(out, num_simulations=num_simulations, seed=seed, progress=not json_out)
+    if json_out:
+        print(json.dumps(record))
+    else:
+        for name, obs in record["observations"].items():
+            console.print(f"{name}: {obs['posterior_share_in_regime']:.1%} of posterior draws in its regime "
+                          f"(prior {obs['prior_share_in_regime']:.1%})")
+        console.print(f"figure: {out / 'regimes.png'}")

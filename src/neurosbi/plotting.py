@@ -698,6 +698,43 @@ def delay_reconstruction(times, observed, hidden, reconstruction, *, path=None, 
     return _finish(fig, path)
 
 
+def mpr_regimes(eta_grid, j_grid, diagram, regime_names, draws: dict, observations: dict, paths: dict, record: dict,
+                *, path=None):
+    """Seed 003 Fig. 8: the linear-stability phase diagram over (η/Δ, J/√Δ) with each observation's
+    posterior draws, and each observation's v trace against the trace at its posterior median."""
+    from matplotlib.colors import ListedColormap
+
+    colors = {"node": "#9ecae1", "focus": "#fcbba1", "bistable": "#a1d99b", "other": "0.8"}
+    fig = plt.figure(figsize=(14, 8))
+    grid = fig.add_gridspec(len(draws), 2, width_ratios=(1.1, 1))
+    ax = fig.add_subplot(grid[:, 0])
+    cmap = ListedColormap([colors[n] for n in regime_names])
+    ax.pcolormesh(eta_grid, j_grid, diagram, cmap=cmap, vmin=-0.5, vmax=len(regime_names) - 0.5, shading="auto")
+    marks = dict(zip(draws, ("tab:orange", "tab:red", "tab:blue")))
+    for name, samples in draws.items():
+        share = record["observations"][name]["posterior_share_in_regime"]
+        ax.scatter(samples[:, 1] / samples[:, 0], samples[:, 2] / np.sqrt(samples[:, 0]), s=2, alpha=0.3,
+                   color=marks[name], label=f"posterior, {name} observation: {share:.0%} in its regime")
+        d, eta, J = observations[name]
+        ax.plot(eta / d, J / np.sqrt(d), "*", color="k", ms=14)
+    for n in regime_names[:3]:
+        ax.fill_between([], [], color=colors[n], label=f"{n} (linear stability)")
+    ax.set(xlim=(eta_grid[0], eta_grid[-1]), ylim=(j_grid[0], j_grid[-1]), xlabel="η / Δ", ylabel="J / √Δ",
+           title="posterior draws (NPE on regime features) over the phase diagram; ★ observations")
+    ax.legend(fontsize=8, loc="upper left", markerscale=4)
+    t = np.arange(paths["observed"].shape[-1]) * 0.01
+    for i, name in enumerate(draws):
+        ax = fig.add_subplot(grid[i, 1])
+        ax.plot(t, paths["observed"][i, 0], color="navy", lw=1.0, label="observed")
+        ax.plot(t, paths["predicted"][i, 0], color="tab:cyan", lw=0.8, ls="--", label="at the posterior median")
+        ax.axvspan(30, 60, color="0.9", zorder=0)
+        ax.set(ylabel="v", title=f"{name}", xlabel="time (s)" if i == len(draws) - 1 else None)
+        if i == 0:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
