@@ -207,7 +207,7 @@ def ode_likelihood(data: MPRData) -> Likelihood:
     def logdensity(p):
         eps = jnp.exp(p["log_eps"])
         path = skeleton(to_box(p["u"])[None], data)[0]
-        residual = path[channels] - observed
+        residual = path[np.asarray(channels)] - observed
         return (-0.5 * jnp.sum(residual**2) / eps**2 - count * p["log_eps"] + data.pseudo_log_likelihood(path[1])
                 - 0.5 * (eps / 0.1) ** 2 + p["log_eps"] + log_det(p["u"]))
 
