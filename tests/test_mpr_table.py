@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from neurosbi import mpr_table as mt
 from neurosbi.cli import app
+from neurosbi.inference import mcmc
 from neurosbi.inference.mcmc import from_box
 
 
@@ -120,3 +121,37 @@ def test_bad_arguments_are_refused(tmp_path):
     result = CliRunner().invoke(app, ["bench", "mpr-table", "--methods", "de", "--budget", "huge", "--out",
                                       str(tmp_path)])
     assert result.exit_code == 2 and "budget must be one of" in result.output
+
+
+@pytest.mark.heavy
+def test_nuts_recovers_the_posterior_of_a_short_mpr_trace():
+    """35 s of the skeleton (5 s of the step current) every 10 ms with Gaussian observation noise 0.05: the
+    ODE-likelihood posterior of (Δ, η, J) is close to Gaussian, so its mean and sd must match the Laplace /
+    Gauss-Newton reference N(θ̂, ε² (JᵀJ)⁻¹) at the least-squares fit θ̂."""
+    det = mt.make_data("deterministic", 0)
+    rng = np.random.default_rng(3)
+    short = det.traces[:, :35_000]
+    data = dataclasses.replace(det, traces=short + 0.05 * rng.normal(size=short.shape))
+    with jax.enable_x64(True):
+        def residual(theta):
+            return (mt.skeleton(theta[None], data)[0] - jnp.asarray(data.observed)).ravel()
+
+        theta_hat = jnp.asarray(mt.TRUTH)
+        for _ in range(8):  # Gauss-Newton to the least-squares fit
+            jac = jax.jacfwd(residual)(theta_hat)
+            theta_hat = theta_hat - jnp.linalg.solve(jac.T @ jac, jac.T @ residual(theta_hat))
+        jac = jax.jacfwd(residual)(theta_hat)
+        eps2 = float(jnp.sum(residual(theta_hat) ** 2)) / (data.observed.size - 3)
+        laplace_sd = np.sqrt(np.diag(eps2 * np.linalg.inv(np.asarray(jac.T @ jac))))
+        target = mt.ode_likelihood(data)
+        key_init, key_run = jax.random.split(jax.random.key(0))
+        init = target.init(key_init, 2)  # started near the fit: the test is of the posterior's shape, not the search
+        jitter = 1.0 + 0.002 * jax.random.normal(key_init, (2, 3), jnp.float64)
+        init["u"] = from_box(theta_hat[None] * jitter, mt.LOW, mt.HIGH)
+        result = mcmc.nuts(target.logdensity, init, key_run, num_warmup=150, num_samples=200, max_tree_depth=6,
+                           keep=target.keep, progress=False)
+    draws = result.samples["theta"].reshape(-1, 3)
+    assert result.diagnostics(["theta"])["theta[0]"]["r_hat"] < 1.05
+    np.testing.assert_allclose(draws.mean(0), np.asarray(theta_hat), atol=0.3 * laplace_sd.max())
+    np.testing.assert_allclose(draws.std(0), laplace_sd, rtol=0.25)
+    assert np.all(np.abs(draws.mean(0) - mt.TRUTH) < 4 * laplace_sd)  # and the truth is where it should be
