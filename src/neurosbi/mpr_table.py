@@ -291,7 +291,8 @@ DEFAULT_LIKELIHOOD = {"deterministic": "ode", "stochastic": "state-space", "miss
 # (v, r) pairs with Δ ~ U(0.2, 2), η ~ U(-10, -3), J ~ U(10, 20), σ = 0.1, Savitzky-Golay 300 samples (0.3 s).
 # Here the same times at the table's 10 ms sampling (delay 16, window 31) and 1,000 series: a bank of 1,000
 # series at 10 ms holds as many embedded points as the published 100 at 1 ms, and more independent ones
-# (measured RMSE on the table's observation: 0.173 with 100 series, 0.137 with 300, 0.123 with 1,000).
+# (RMSE on the table's observation: 0.174 with 100 series, 0.134 with 300, 0.123 with 1,000;
+# benchmarks/mpr_tde_bank_size.py).
 TDE = {"delay_s": 0.16, "dimension": 12, "smooth_s": 0.3, "bank_size": 1000, "held_out": 5,
        "low": (0.2, -10.0, 10.0), "high": (2.0, -3.0, 20.0)}
 
