@@ -27,11 +27,12 @@ def main():
     a = p.parse_args()
     data = mt.make_data("missing")
     _, bank = mt.tde_bank(data, max(a.sizes))
+    delay, window = mt.tde_settings(data)
     rows = []
     for size in a.sizes:
         start = time.perf_counter()
-        regressor = DelayRegressor(bank[:size, 0], bank[:size, 1], delay=16, dimension=mt.TDE["dimension"])
-        rec = regressor.reconstruct(data.samples[0], smooth_window=31)
+        regressor = DelayRegressor(bank[:size, 0], bank[:size, 1], delay=delay, dimension=mt.TDE["dimension"])
+        rec = regressor.reconstruct(data.samples[0], smooth_window=window)
         rows.append({"bank_series": size, "rmse_raw": rec.rmse(data.samples[1], raw=True),
                      "rmse": rec.rmse(data.samples[1]), "seconds": time.perf_counter() - start})
         print(f"{size} series: RMSE {rows[-1]['rmse']:.3f}", file=sys.stderr)

@@ -133,14 +133,16 @@ def test_nuts_recovers_the_posterior_of_a_short_mpr_trace():
     short = det.traces[:, :35_000]
     data = dataclasses.replace(det, traces=short + 0.05 * rng.normal(size=short.shape))
     with jax.enable_x64(True):
+        @jax.jit
         def residual(theta):
             return (mt.skeleton(theta[None], data)[0] - jnp.asarray(data.observed)).ravel()
 
+        jacobian = jax.jit(jax.jacfwd(residual))
         theta_hat = jnp.asarray(mt.TRUTH)
         for _ in range(8):  # Gauss-Newton to the least-squares fit
-            jac = jax.jacfwd(residual)(theta_hat)
+            jac = jacobian(theta_hat)
             theta_hat = theta_hat - jnp.linalg.solve(jac.T @ jac, jac.T @ residual(theta_hat))
-        jac = jax.jacfwd(residual)(theta_hat)
+        jac = jacobian(theta_hat)
         eps2 = float(jnp.sum(residual(theta_hat) ** 2)) / (data.observed.size - 3)
         laplace_sd = np.sqrt(np.diag(eps2 * np.linalg.inv(np.asarray(jac.T @ jac))))
         target = mt.ode_likelihood(data)

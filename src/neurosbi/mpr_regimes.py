@@ -17,6 +17,7 @@ observation's (against the prior's share), and draws the posterior draws over th
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -50,12 +51,19 @@ def regime_features(paths, dt: float = 0.01):
     return jnp.stack(out, axis=1)
 
 
+@functools.cache
+def _protocol():
+    """The published protocol (stimulus, initial state, 10 ms sampling) and the jitted feature function,
+    built once per process."""
+    data = make_data("deterministic")
+    return data, jax.jit(lambda t: regime_features(skeleton(t, data)))
+
+
 def simulate_features(theta, *, chunk: int = 1000, progress: bool = True) -> np.ndarray:
     """Features of the skeleton at each row of ``theta [n, 3]`` (float32; NaN rows where it diverged)."""
     from tqdm.auto import tqdm
 
-    data = make_data("deterministic")
-    f = jax.jit(lambda t: regime_features(skeleton(t, data)))
+    _, f = _protocol()
     theta = np.asarray(theta, np.float32)
     out = []
     for start in tqdm(range(0, theta.shape[0], chunk), desc="regime features", disable=not progress):
@@ -107,7 +115,7 @@ def run_regimes(out, *, num_simulations: int = 20_000, num_posterior_samples: in
     record["seconds"] = time.perf_counter() - start
     (out / "regimes.json").write_text(json.dumps(record, indent=2))
     eta_grid, j_grid = np.linspace(-15, 0, 301), np.linspace(0, 30, 301)
-    data = make_data("deterministic")
+    data, _ = _protocol()
     with jax.enable_x64(True):
         medians = np.stack([np.median(draws[n], 0) for n in OBSERVATIONS])
         paths = {"observed": np.asarray(skeleton(jnp.asarray(observed), data)),

@@ -312,10 +312,17 @@ def tde_bank(data: MPRData, size: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     return theta[finite], samples[finite]
 
 
+def tde_settings(data: MPRData) -> tuple[int, int]:
+    """``(delay, smoothing window)`` in samples of ``data``'s observed times for the ``TDE`` times."""
+    dt = data.model.time_step * data.decimation
+    return round(TDE["delay_s"] / dt), 2 * round(TDE["smooth_s"] / dt / 2) + 1
+
+
 def _correlation_time(errors: np.ndarray) -> int:
     """Integrated autocorrelation time (samples) of a residual series, summed to the first negative lag."""
-    e = errors - errors.mean()
-    acf = np.correlate(e, e, "full")[e.size - 1:] / np.dot(e, e)
+    import arviz as az
+
+    acf = az.autocorr(np.asarray(errors, np.float64))
     first_negative = int(np.argmax(acf < 0)) if np.any(acf < 0) else acf.size
     return max(1, math.ceil(1 + 2 * acf[1:first_negative].sum()))
 
@@ -336,8 +343,7 @@ def tde_pseudo_observation(data: MPRData, out: Path, *, bank_size: int = TDE["ba
                                    pseudo_stride=int(saved["stride"]))
     start = time.perf_counter()
     dt = data.model.time_step * data.decimation
-    delay = round(TDE["delay_s"] / dt)
-    window = 2 * round(TDE["smooth_s"] / dt / 2) + 1
+    delay, window = tde_settings(data)
     theta, bank = tde_bank(data, bank_size + held_out, seed)
     simulate_s = time.perf_counter() - start
     regressor = DelayRegressor(bank[held_out:, 0], bank[held_out:, 1], delay=delay, dimension=TDE["dimension"])

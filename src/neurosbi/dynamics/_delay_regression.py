@@ -33,9 +33,6 @@ class DelayReconstruction:
     values: np.ndarray
     raw: np.ndarray
     covered: slice
-    delay: int
-    dimension: int
-    neighbours: int
 
     def rmse(self, truth, *, raw: bool = False) -> float:
         """Root-mean-square error against ``truth [T]`` over the covered samples."""
@@ -124,4 +121,4 @@ class DelayRegressor:
             from scipy.signal import savgol_filter
 
             values[covered] = savgol_filter(raw_covered, smooth_window, smooth_order)
-        return DelayReconstruction(values, raw, covered, self.delay, self.dimension, self.neighbours)
+        return DelayReconstruction(values, raw, covered)
