@@ -157,3 +157,26 @@ def test_nuts_recovers_the_posterior_of_a_short_mpr_trace():
     np.testing.assert_allclose(draws.mean(0), np.asarray(theta_hat), atol=0.3 * laplace_sd.max())
     np.testing.assert_allclose(draws.std(0), laplace_sd, rtol=0.25)
     assert np.all(np.abs(draws.mean(0) - mt.TRUTH) < 4 * laplace_sd)  # and the truth is where it should be
+
+
+def test_nuts_on_exact_data_samples_the_fixed_eps_posterior():
+    """Exact data (the skeleton itself, 20 s): ε fixed, chains whitened at a point near the truth; the draws
+    must have the Laplace sd ε·sqrt(diag((JᵀJ)⁻¹)) (JᵀJ at the truth, computed here in θ) and centre on the
+    truth, where the posterior peaks."""
+    det = mt.make_data("deterministic", 0)
+    data = dataclasses.replace(det, traces=det.traces[:, :20_000])
+    eps = 1e-3
+    with jax.enable_x64(True):
+        jac = jax.jacfwd(lambda t: mt.skeleton(t[None], data)[0].ravel())(jnp.asarray(mt.TRUTH))
+        laplace_sd = eps * np.sqrt(np.diag(np.linalg.inv(np.asarray(jac.T @ jac))))
+        target = mt.ode_likelihood(data, eps=eps, centre=mt.TRUTH + 3 * laplace_sd)  # off-centre on purpose
+        key_init, key_run = jax.random.split(jax.random.key(1))
+        result = mcmc.nuts(target.logdensity, target.init(key_init, 2), key_run, num_warmup=200, num_samples=300,
+                           keep=target.keep, dense_mass=True, progress=False)
+    draws = result.samples["theta"].reshape(-1, 3)
+    assert max(d["r_hat"] for d in result.diagnostics(["theta"]).values()) < 1.05
+    np.testing.assert_allclose(draws.std(0), laplace_sd, rtol=0.2)
+    assert np.all(np.abs(draws.mean(0) - mt.TRUTH) < 0.4 * laplace_sd)
+    assert result.mean_tree_size.mean() < 16  # whitened: short trajectories
+    with pytest.raises(ValueError, match="give eps too"):
+        mt.ode_likelihood(data, centre=mt.TRUTH)

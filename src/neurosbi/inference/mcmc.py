@@ -11,6 +11,11 @@ Sampling runs in blocks of draws (one compiled ``lax.scan`` per block) with a pr
 blocks; the adaptation is one compiled call (its schedule has no natural blocks). Memory: only what
 ``keep(position)`` returns is stored per draw, so a long latent path need not be (keep a thinned copy, or
 none), and the adaptation's per-step information is not stored at all. Float64 is the caller's choice: run inside ``jax.enable_x64(True)`` with float64 positions.
+
+``forward_mode(logdensity)`` gives a log density whose gradient is taken in forward mode (one tangent per
+parameter) under any ``jax.grad``: for a handful of parameters and a long sequential simulation, reverse
+mode stores and replays every step of the scan (the MPR ODE likelihood, 10⁵ Euler steps, 3 parameters, 4
+chains: 105 ms a gradient in reverse mode, 31 ms in forward mode, 2 ms the value alone).
 """
 
 from __future__ import annotations
@@ -101,7 +106,7 @@ class MCMCResult:
 
 def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000, num_samples: int = 500,
          target_acceptance: float = 0.8, max_tree_depth: int = 10, keep: Callable | None = None,
-         block: int = 50, progress: bool = True) -> MCMCResult:
+         dense_mass: bool = False, block: int = 50, progress: bool = True) -> MCMCResult:
     """Run NUTS with window adaptation on every chain in parallel.
 
     Args:
@@ -111,6 +116,7 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
         num_warmup, num_samples: Stan's 1000 / 500 by default.
         keep: ``position -> dict`` of what to store per draw (default: the position itself if it is a
             dict, else ``{"theta": position}``).
+        dense_mass: adapt a dense mass matrix (few, strongly correlated parameters) instead of a diagonal one.
         block: draws per compiled block (the progress bar moves once per block).
     """
     import blackjax
@@ -121,7 +127,8 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
     warm_key, sample_key = jax.random.split(key)
 
     adaptation = blackjax.window_adaptation(
-        blackjax.nuts, logdensity, target_acceptance_rate=target_acceptance, max_num_doublings=max_tree_depth,
+        blackjax.nuts, logdensity, is_mass_matrix_diagonal=not dense_mass, target_acceptance_rate=target_acceptance,
+        max_num_doublings=max_tree_depth,
         adaptation_info_fn=blackjax.adaptation.base.get_filter_adapt_info_fn())
 
     @jax.jit
@@ -171,6 +178,28 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
         mean_tree_size=np.concatenate(steps, 1)[:, :num_samples].mean(1),
         step_size=np.asarray(parameters["step_size"]), warmup_seconds=warmup_seconds,
         sampling_seconds=sampling_seconds, last_positions=states.position)
+
+
+def forward_mode(logdensity: Callable) -> Callable:
+    """``logdensity`` with the same values, differentiated in forward mode (module docstring)."""
+    from jax.flatten_util import ravel_pytree
+
+    def wrapped(position):
+        x, unravel = ravel_pytree(position)
+
+        def raw(y):
+            return logdensity(unravel(y))
+
+        f = jax.custom_vjp(raw)
+
+        def f_fwd(y):  # the value and one directional derivative per coordinate
+            tangents = jnp.eye(y.size, dtype=y.dtype)
+            return jax.vmap(lambda t: jax.jvp(raw, (y,), (t,)), out_axes=(None, 0))(tangents)
+
+        f.defvjp(f_fwd, lambda slopes, cotangent: (cotangent * slopes,))
+        return f(x)
+
+    return wrapped
 
 
 def _progress(total, enabled, description):
