@@ -79,6 +79,13 @@ def test_tde_rows_on_the_missing_case(tmp_path):
     record = json.loads((tmp_path / "runs" / "de+tde-0" / "record.json").read_text())
     assert record["method"] == "de+tde" and record["pseudo_observation"]["error_sd"] == tde["held_out_rmse"]
     assert set(table["methods"]) == {"de", "de+tde"} and "+TDE rows" in (tmp_path / "table.md").read_text()
+    # the cache serves the same settings only: another bank size remakes r̂
+    data = mt.make_data("missing", 0)
+    again = mt.tde_pseudo_observation(data, tmp_path, bank_size=100, held_out=2)
+    assert json.loads((tmp_path / "tde.json").read_text()) == tde
+    smaller = mt.tde_pseudo_observation(data, tmp_path, bank_size=40, held_out=2)
+    assert json.loads((tmp_path / "tde.json").read_text())["bank_series"] == 40
+    assert not np.array_equal(again.pseudo_r, smaller.pseudo_r, equal_nan=True)
 
 
 def test_table_command_writes_every_column(tmp_path):

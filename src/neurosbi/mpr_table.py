@@ -372,18 +372,21 @@ def tde_pseudo_observation(data: MPRData, out: Path, *, bank_size: int = TDE["ba
     """Reconstruct the hidden r of ``data`` from its v and return ``data`` with r̂ as a pseudo-observation:
     its error sd and correlation time are measured on ``held_out`` bank series reconstructed from the rest
     (simulations only; the truth is used for scoring alone). Writes ``tde.json``, ``tde.npz`` and ``tde.png``
-    to ``out``; a ``tde.npz`` already there is loaded, not recomputed."""
+    to ``out``; a ``tde.npz`` already there is loaded, not recomputed, when it was made with the same bank size,
+    held-out count, seed and embedding (else it is remade)."""
     from . import plotting
     from .dynamics import DelayRegressor
 
     cache = out / "tde.npz"
+    delay, window = tde_settings(data)
+    key = np.array([bank_size, held_out, seed, delay, window, TDE["dimension"]])
     if cache.exists():
         saved = np.load(cache)
-        return dataclasses.replace(data, pseudo_r=saved["r_hat"], pseudo_error=float(saved["error"]),
-                                   pseudo_stride=int(saved["stride"]))
+        if "key" in saved and np.array_equal(saved["key"], key):
+            return dataclasses.replace(data, pseudo_r=saved["r_hat"], pseudo_error=float(saved["error"]),
+                                       pseudo_stride=int(saved["stride"]))
     start = time.perf_counter()
     dt = data.model.time_step * data.decimation
-    delay, window = tde_settings(data)
     theta, bank = tde_bank(data, bank_size + held_out, seed)
     simulate_s = time.perf_counter() - start
     regressor = DelayRegressor(bank[held_out:, 0], bank[held_out:, 1], delay=delay, dimension=TDE["dimension"])
@@ -401,7 +404,7 @@ def tde_pseudo_observation(data: MPRData, out: Path, *, bank_size: int = TDE["ba
               "held_out_rmse_each": [float(np.sqrt(np.mean(e**2))) for e in errors],
               "pseudo_stride_samples": stride, "simulate_s": simulate_s, "seconds": time.perf_counter() - start}
     (out / "tde.json").write_text(json.dumps(record, indent=2))
-    np.savez(cache, r_hat=rec.values, error=error, stride=stride)
+    np.savez(cache, r_hat=rec.values, error=error, stride=stride, key=key)
     plotting.delay_reconstruction(np.arange(data.samples.shape[1]) * dt, data.samples[0], data.samples[1], rec.values,
                                   title=f"r from v by delay embedding: RMSE {record['rmse']:.3f} "
                                         f"(published 0.151), held-out simulations {error:.3f}",
