@@ -79,10 +79,13 @@ def test_forward_mode_gives_the_same_value_and_gradient():
         value, grad = jax.value_and_grad(fm)(p)
         ref_value, ref_grad = jax.value_and_grad(logdensity)(p)
         batched = jax.vmap(jax.grad(fm))({"a": jnp.stack([p["a"]] * 2), "b": jnp.stack([p["b"]] * 2)})
+        scaled = jax.vmap(jax.grad(mcmc.forward_mode(lambda q, c: c * logdensity(q))), in_axes=(None, 0))(
+            p, jnp.array([2.0, -1.0]))  # an extra argument held constant, batched
     assert value == ref_value
     np.testing.assert_allclose(grad["a"], ref_grad["a"], rtol=1e-12)
     np.testing.assert_allclose(grad["b"], ref_grad["b"], rtol=1e-12)
     np.testing.assert_allclose(batched["a"][1], ref_grad["a"], rtol=1e-12)
+    np.testing.assert_allclose(scaled["a"], np.outer([2.0, -1.0], ref_grad["a"]), rtol=1e-12)
 
 
 def test_box_transform_gives_a_flat_density_on_the_box():

@@ -73,6 +73,11 @@ def test_map_lbfgs_finds_the_optimum_of_a_narrow_valley():
     result = optimize.map_lbfgs(rosenbrock, (LOW, HIGH), jax.random.key(0), num_starts=4, max_steps=300)
     np.testing.assert_allclose(result.theta, OPTIMUM, rtol=1e-5)
     assert result.info["optima"].shape == (4, 3) and result.num_evaluations > 4
+    # forward-mode gradients: the same search, step for step (gradients agree to rounding)
+    forward = optimize.map_lbfgs(rosenbrock, (LOW, HIGH), jax.random.key(0), num_starts=4, max_steps=300,
+                                 forward=True)
+    np.testing.assert_allclose(forward.theta, result.theta, rtol=1e-9)
+    assert forward.info["steps"] == result.info["steps"]
 
 
 def test_failed_evaluations_are_counted_not_fatal():

@@ -180,24 +180,29 @@ def nuts(logdensity: Callable, initial_positions, key, *, num_warmup: int = 1000
         sampling_seconds=sampling_seconds, last_positions=states.position)
 
 
-def forward_mode(logdensity: Callable) -> Callable:
-    """``logdensity`` with the same values, differentiated in forward mode (module docstring)."""
+def forward_mode(fn: Callable) -> Callable:
+    """``fn(position, *args)`` with the same values, its gradient in ``position`` taken in forward mode
+    (module docstring); ``args`` are held constant (zero gradient)."""
     from jax.flatten_util import ravel_pytree
 
-    def wrapped(position):
+    def wrapped(position, *args):
         x, unravel = ravel_pytree(position)
 
-        def raw(y):
-            return logdensity(unravel(y))
+        def raw(y, *a):
+            return fn(unravel(y), *a)
+
+        def f_fwd(y, *a):  # the value and one directional derivative per coordinate of the position
+            tangents = jnp.eye(y.size, dtype=y.dtype)
+            value, slopes = jax.vmap(lambda t: jax.jvp(lambda z: raw(z, *a), (y,), (t,)), out_axes=(None, 0))(tangents)
+            return value, (slopes, a)
+
+        def f_bwd(residuals, cotangent):
+            slopes, a = residuals
+            return (cotangent * slopes, *(jnp.zeros_like(v) for v in a))
 
         f = jax.custom_vjp(raw)
-
-        def f_fwd(y):  # the value and one directional derivative per coordinate
-            tangents = jnp.eye(y.size, dtype=y.dtype)
-            return jax.vmap(lambda t: jax.jvp(raw, (y,), (t,)), out_axes=(None, 0))(tangents)
-
-        f.defvjp(f_fwd, lambda slopes, cotangent: (cotangent * slopes,))
-        return f(x)
+        f.defvjp(f_fwd, f_bwd)
+        return f(x, *args)
 
     return wrapped
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ShapeError
-from .mcmc import box_transform, from_box
+from .mcmc import box_transform, forward_mode, from_box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +223,8 @@ def bayesian_optimization(objective: Callable, bounds, *, seed: int = 0, init_po
 
 
 def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_steps: int = 200, starts=None,
-              gtol: float = 1e-10, memory_size: int = 10, x64: bool = True, args=()) -> PointEstimate:
+              gtol: float = 1e-10, memory_size: int = 10, x64: bool = True, args=(),
+              forward: bool = False) -> PointEstimate:
     """Multi-start L-BFGS (``optax.lbfgs``, zoom line search) through a differentiable objective.
 
     The box is mapped to R^dim by ``theta = low + (high - low) sigmoid(u)``; starts are uniform in
@@ -233,12 +234,15 @@ def map_lbfgs(objective: Callable, bounds, key, *, num_starts: int = 8, max_step
     the search in float64: in float32 the line search stalls long before a trace fit is exact.
     ``args``: arrays with a leading ``[num_starts]`` axis, passed per start as ``objective(theta, *args_i)``
     (e.g. the value a profile holds fixed), so one compiled search serves many related problems.
+    ``forward``: gradients in forward mode (``mcmc.forward_mode``), for few parameters and a long
+    sequential simulation (the MPR skeleton: 10⁵ Euler steps).
     """
     with jax.enable_x64(x64):
-        return _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, tuple(args))
+        return _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, tuple(args),
+                          forward)
 
 
-def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, args):
+def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memory_size, args, forward):
     import optax
 
     low_np, high_np = _box(bounds)
@@ -258,6 +262,9 @@ def _map_lbfgs(objective, bounds, key, num_starts, max_steps, starts, gtol, memo
 
     def loss(u, *a):
         return objective(to_box(u)[None], *(x[None] for x in a))[0]
+
+    if forward:
+        loss = forward_mode(loss)
 
     solver = optax.lbfgs(memory_size=memory_size)
     value_and_grad = optax.value_and_grad_from_state(loss)
