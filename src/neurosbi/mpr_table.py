@@ -203,10 +203,11 @@ class Likelihood:
     dense_mass: bool = False  # few parameters: adapt a dense mass matrix
 
 
-def ode_likelihood(data: MPRData, eps: float | None = None, centre=None) -> Likelihood:
+def ode_likelihood(data: MPRData, eps: float | None = None, centre=None, *, forward: bool = True) -> Likelihood:
     """Skeleton + Gaussian observation noise ε ~ half-normal(0.1), or ε fixed at ``eps``; θ flat on the box
     (float64); positions are u = logit of θ in the box (and log ε), u uniform in [−2, 2]³ at init.
-    Gradients in forward mode (``mcmc.forward_mode``: 3-4 parameters, 10⁵ sequential steps).
+    Gradients in forward mode (``mcmc.forward_mode``: 3-4 parameters, 10⁵ sequential steps;
+    ``benchmarks/mpr_gradient_modes.py``) unless ``forward=False``.
 
     With ``eps`` and ``centre`` (θ [3]) the position is w with u = u(centre) + L w, L the Cholesky factor
     of the Gauss-Newton Laplace covariance ε² (JᵀJ)⁻¹ of u at ``centre``, and chains start at w ~ N(0, 4 I).
@@ -250,7 +251,7 @@ def ode_likelihood(data: MPRData, eps: float | None = None, centre=None) -> Like
         theta = to_box(to_u(p))
         return {"theta": theta} if eps is not None else {"theta": theta, "eps": jnp.exp(p["log_eps"])}
 
-    return Likelihood("ode", mcmc.forward_mode(logdensity), init, keep, dense_mass=True)
+    return Likelihood("ode", mcmc.forward_mode(logdensity) if forward else logdensity, init, keep, dense_mass=True)
 
 
 def state_space_likelihood(data: MPRData) -> Likelihood:
