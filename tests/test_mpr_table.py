@@ -179,7 +179,7 @@ def test_nuts_on_exact_data_samples_the_fixed_eps_posterior():
         target = mt.ode_likelihood(data, eps=eps, centre=mt.TRUTH + 3 * laplace_sd)  # off-centre on purpose
         key_init, key_run = jax.random.split(jax.random.key(1))
         result = mcmc.nuts(target.logdensity, target.init(key_init, 2), key_run, num_warmup=200, num_samples=300,
-                           keep=target.keep, dense_mass=True, progress=False)
+                           keep=target.keep, dense_mass=target.dense_mass, progress=False)
     draws = result.samples["theta"].reshape(-1, 3)
     assert max(d["r_hat"] for d in result.diagnostics(["theta"]).values()) < 1.05
     np.testing.assert_allclose(draws.std(0), laplace_sd, rtol=0.2)

@@ -17,8 +17,9 @@ the likelihoods compare the model with those samples only. The model itself is a
 Euler at 10 ms instead would nearly cancel the damping of the stimulated focus (eigenvalues
 −0.17 ± 5.7i: |1 + λ·0.01|² = 0.99997 against e^{2 Re λ · 0.01} = 0.9967). NPE reads its summary
 features from the full trace (every 25 ms, the features' published definition); with v alone (missing case)
-each window's autocorrelation at 0.05-1.6 s joins them (``Montbrio(autocorr_lags=AUTOCORR_LAGS)``: with the
-17 published features alone NPE's parameter RMSE was 1.13 / 1.09 / 0.91 on seeds 0-2, published 0.427).
+each window's autocorrelation at 0.05-1.6 s joins them (``Montbrio(autocorr_lags=AUTOCORR_LAGS)``; the 17
+published features of v alone leave NPE's parameter RMSE at 0.91-1.13 here, published 0.427:
+benchmarks/README.md, issue 7).
 
 Objective of the optimizers (reference §2.5): ‖X_model − X_obs‖₂ over the observed channels, X_model the
 deterministic skeleton (σ = 0) at θ from the published initial state. Likelihoods of NUTS (float64):
@@ -222,7 +223,6 @@ def ode_likelihood(data: MPRData, eps: float | None = None, centre=None, *, forw
     def residual(u):
         return skeleton(to_box(u)[None], data)[0][np.asarray(channels)] - observed
 
-    u0, chol = jnp.zeros(3), jnp.eye(3)
     if centre is not None:
         u0 = mcmc.from_box(jnp.asarray(centre, jnp.float64), LOW, HIGH)
         jac = jax.jacfwd(lambda u: residual(u).ravel())(u0)

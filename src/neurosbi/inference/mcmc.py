@@ -1,7 +1,7 @@
 """NUTS on differentiable log densities (blackjax), several chains in parallel, with diagnostics.
 
 ``nuts(logdensity, initial_positions, key)`` runs Stan's recipe: window adaptation of the step size
-and a diagonal mass matrix (``blackjax.window_adaptation``, target acceptance 0.8, tree depth ≤ 10),
+and a diagonal (or, ``dense_mass=True``, dense) mass matrix (``blackjax.window_adaptation``, target acceptance 0.8, tree depth ≤ 10),
 then sampling, every chain under one ``vmap`` so a step is one compiled call for all chains. R-hat
 (rank-normalized, split) and bulk / tail ESS come from ArviZ; divergences, acceptance and tree sizes
 from blackjax's per-step info. Positions may be any pytree (a dict of parameters and latent paths);
