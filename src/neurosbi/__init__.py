@@ -9,6 +9,9 @@ from ._errors import (
     BankError as BankError,
 )
 from ._errors import (
+    ExecutorError as ExecutorError,
+)
+from ._errors import (
     NeurosbiError as NeurosbiError,
 )
 from ._errors import (

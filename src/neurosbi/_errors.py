@@ -40,3 +40,7 @@ class BankError(NeurosbiError, ValueError):
 
 class TrainingError(NeurosbiError, RuntimeError):
     """Training could not run (too few valid simulations, loss not finite)."""
+
+
+class ExecutorError(NeurosbiError, RuntimeError):
+    """A distributed executor cannot run: Ray missing, its cluster unreachable, the bank not visible to a worker."""

@@ -62,8 +62,13 @@ def simulate_cmd(
     autocorr: bool = typer.Option(False, "--autocorr", help=_AUTOCORR_HELP),
     chunk_size: Optional[int] = typer.Option(None, help="simulations per compiled call [default: 1024]"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON line with the run's statistics"),
+    executor: str = typer.Option("local", help="local (this process, every local device) or ray (each chunk a "
+                                 "Ray task; needs neurosbi[ray])"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); "
+                                          "default: a local cluster on every core. OUT must be on a file system "
+                                          "every worker sees"),
 ) -> None:
-    """Run NUM simulations drawn from the prior into a resumable Zarr bank."""
+    """Run NUM simulations drawn from the prior into a resumable Zarr bank (same bank whatever the executor)."""
     import jax
 
     from .simulate import DEFAULT_CHUNK, simulate
@@ -74,7 +79,7 @@ def simulate_cmd(
 
         prepare_output(out.parent if out.parent != Path("") else Path("."))
         bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size or DEFAULT_CHUNK,
-                        progress=not json_out)
+                        progress=not json_out, executor=executor, address=address)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     stats = {"model": m.name, "out": str(out), **bank.stats}

@@ -213,6 +213,8 @@ def simulate(
     progress: bool = True,
     max_chunks: int | None = None,
     screen: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> Bank:
     """Run ``n`` simulations of ``model``; parameters from its prior unless ``theta`` is given.
 
@@ -230,15 +232,26 @@ def simulate(
         max_chunks: stop after computing this many new chunks (for tests of resumption).
         screen: for a model that ``screens``, run its pilot first and finish only what passes
             (False: every simulation in full, as checks of a posterior need).
+        executor: ``"local"`` (this process, chunks spread over its local devices) or ``"ray"`` (each
+            chunk a Ray task on the cluster at ``address``; ``neurosbi[ray]``). The bank is the same
+            bytes either way.
+        address: the Ray cluster to join (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``); ``None``
+            starts a local one with every core (or uses the one this process already joined). With
+            ``path``, every worker must see ``path`` (a shared file system): workers write their
+            chunks there and the driver marks them done.
 
     Returns:
         A ``Bank``; ``bank.stats`` holds ``sims_per_second``, ``compile_s``, ``num_invalid``,
-        ``chunks_resumed``.
+        ``chunks_resumed`` (with Ray also ``num_workers``, ``retries`` and ``wall_s``).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1 simulation, got {n}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if address is not None and executor != "ray":
+        raise ValueError(f"address={address!r} names a Ray cluster; pass executor='ray' with it")
     chunk_size = min(chunk_size, n)
     dim = len(model.param_names)
     n_features = len(model.feature_names)
@@ -261,33 +274,42 @@ def simulate(
 
     if slice_size < 1:
         raise ValueError(f"slice_size must be >= 1, got {slice_size}")
-    run = _cached_chunk_function(model, chunk_size, theta is not None, slice_size, screen)
+    todo = [i for i in range(n_chunks) if not done[i]][:max_chunks]
+
+    def chunk_theta(i):
+        """The given parameters of chunk ``i``, padded to a whole chunk (None: drawn from the prior)."""
+        if theta is None:
+            return None
+        lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
+        th = np.zeros((chunk_size, dim), np.float32)
+        th[: hi - lo] = theta[lo:hi]
+        return th
+
+    if executor == "ray":
+        from ._ray import run_chunks
+
+        chunks = run_chunks(model, key, todo, chunk_theta, chunk_size=chunk_size, slice_size=slice_size, n=n,
+                            screen=screen, path=path if store is not None else None, address=address)
+    else:
+        chunks = _local_chunks(_cached_chunk_function(model, chunk_size, theta is not None, slice_size, screen),
+                               key, todo, chunk_theta)
     computed = 0
     compile_s = 0.0
     run_s = 0.0
-    todo = [i for i in range(n_chunks) if not done[i]]
+    executor_stats: dict = {}
     with _progress(progress) as bar:
         task = bar.add_task(f"simulating {model.name}", total=n, completed=resumed * chunk_size)
-        for i in todo:
-            if max_chunks is not None and computed >= max_chunks:
-                break
+        for i, arrays, elapsed in chunks:
+            if i is None:  # the executor's closing statistics
+                executor_stats = arrays
+                continue
             lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
-            th_in = None
-            if theta is not None:
-                th_in = np.zeros((chunk_size, dim), np.float32)
-                th_in[: hi - lo] = theta[lo:hi]
-                th_in = jnp.asarray(th_in)
-            t0 = time.perf_counter()
-            th, x, screened = run(key, jnp.asarray(i, jnp.uint32), th_in)
-            elapsed = time.perf_counter() - t0
             if computed == 0:
                 compile_s = elapsed
             else:
                 run_s += elapsed
-            theta_out[lo:hi] = th[: hi - lo]
-            x_out[lo:hi] = x[: hi - lo]
-            if screened is not None:
-                screened_out[lo:hi] = screened[: hi - lo]
+            if arrays is not None:  # None: a worker wrote them to the store itself
+                write_chunk({"theta": theta_out, "x": x_out, "screened": screened_out}, lo, hi, *arrays)
             if store is not None:
                 store["done"][i] = True  # written last: a chunk is done only once its data is
             done[i] = True
@@ -305,6 +327,7 @@ def simulate(
     valid = np.all(np.isfinite(x_np), axis=1)
     timed = (computed - 1) * chunk_size if computed > 1 else 0
     stats = {
+        "executor": executor,
         "num_simulations": int(theta_np.shape[0]),
         "num_invalid": int((~valid).sum()),
         "num_screened": int(screened_np.sum()),
@@ -315,11 +338,33 @@ def simulate(
         "compile_s": compile_s,
         "run_s": run_s,
         "sims_per_second": timed / run_s if run_s > 0 else float("nan"),
+        **executor_stats,
     }
     if store is not None:
         store.attrs["num_invalid"] = stats["num_invalid"]
     return Bank(theta_np, x_np, valid, tuple(model.param_names), tuple(model.feature_names), stats,
                 screened_np)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _local_chunks(run, key, todo, chunk_theta):
+    """Chunks computed in this process: ``(i, (theta, x, screened), seconds)`` one after another."""
+    for i in todo:
+        th_in = chunk_theta(i)
+        t0 = time.perf_counter()
+        arrays = run(key, jnp.asarray(i, jnp.uint32), None if th_in is None else jnp.asarray(th_in))
+        yield i, arrays, time.perf_counter() - t0
+
+
+def write_chunk(arrays, lo: int, hi: int, theta, x, screened) -> None:
+    """Rows ``[lo, hi)`` of a bank's ``theta`` / ``x`` / ``screened`` arrays (NumPy or Zarr) from one chunk's
+    outputs (padded to the chunk size; ``screened`` None: nothing screened)."""
+    arrays["theta"][lo:hi] = theta[: hi - lo]
+    arrays["x"][lo:hi] = x[: hi - lo]
+    if screened is not None:
+        arrays["screened"][lo:hi] = screened[: hi - lo]
 
 
 def _progress(enabled: bool) -> Progress:
