@@ -541,8 +541,9 @@ def mpr_table_cmd(
     budget: str = typer.Option("published", help="published (the seed's settings: DE 500 generations, PSO 500 "
                                "iterations, BO 50+450, NUTS 1000+500 x 4 chains, NPE 100k simulations) | tiny (a "
                                "smoke test)"),
-    likelihood: Optional[str] = typer.Option(None, help="NUTS likelihood: ode | state-space [default: ode for "
-                                             "deterministic data, state-space otherwise]"),
+    likelihood: Optional[str] = typer.Option(None, help="NUTS likelihood: ode | state-space | ekf (the "
+                                             "latent path integrated out by an extended Kalman filter) [default: ode "
+                                             "on deterministic data, state-space on stochastic, ekf on missing]"),
     data_seed: int = typer.Option(0, help="seed of the simulated observation"),
     json_out: bool = typer.Option(False, "--json", help="print table.json as one JSON line"),
 ) -> None:
