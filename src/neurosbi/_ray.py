@@ -103,7 +103,11 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
     started = False
     check_reachable(address)
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # one XLA device per worker (each task holds one CPU): drop a host device count set for this process
+        flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                         if "xla_force_host_platform_device_count" not in f)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"XLA_FLAGS": flags}})
         started = True
     try:
         if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
