@@ -36,7 +36,8 @@ deterministic skeleton (σ = 0) at θ from the published initial state. Likeliho
 - ``ekf``: the same state-space model with the latent path integrated out by an extended Kalman filter
   (``ekf_likelihood``): NUTS in 5 dimensions (Δ, η, J, ε, σ), started at the Laplace approximation of the
   mode found from a DE estimate. The missing case's default: there the latent sampler with r hidden did not
-  mix (R-hat 1.6-2.5 without TDE; with TDE R-hat 1.58, ESS 7 and 38 min for one run, trees of 127-255 steps).
+  mix (R-hat 1.6-2.5 without TDE; with TDE R-hat 1.58, ESS 7 and 38 min for one run, trees of 127-255 steps;
+  ``--likelihood state-space`` reruns it).
 
 Metrics (reference §2.3 "Metrics"): parameter RMSE of the estimate (posterior mean for the Bayesian
 methods) against the truth; time-series RMSE of the fitted trace against the true trace over both
@@ -398,8 +399,8 @@ def ekf_likelihood(data: MPRData, start=None, *, forward: bool = True, mode_step
     ``start`` (θ [3], e.g. a DE estimate): L-BFGS climbs the log density from there (``mode_steps``), and
     the position becomes w with z = z* + L w, L the Cholesky factor of the inverse negative Hessian at the
     mode z* (the Laplace covariance), chains starting at w ~ N(0, I). From uniform starts in the box the
-    density is ~10⁴ nats steep and the warm-up's first trees run to the maximum depth (measured: 60 warm-up
-    steps took over 15 minutes).
+    density is ~10⁴ nats steep and the warm-up's trees run long (measured: 60 warm-up and 20 sampling steps
+    of 4 chains did not finish in 15 minutes; from the Laplace start 150 took 3 minutes).
 
     The filter is exact for linear dynamics; here the drift is linearized over one 1 ms step, where σ² dt
     = 10⁻⁵ keeps the state's spread far below the curvature's scale."""

@@ -333,7 +333,8 @@ def simulate(
         "num_screened": int(screened_np.sum()),
         "chunks_computed": computed,
         "chunks_resumed": resumed,
-        "num_devices": len(_layout(model, chunk_size, slice_size)[1]),
+        # devices of this process per chunk (Ray: each worker has its own, one by default)
+        **({"num_devices": len(_layout(model, chunk_size, slice_size)[1])} if executor == "local" else {}),
         "complete": bool(done_mask.all()),
         "compile_s": compile_s,
         "run_s": run_s,
