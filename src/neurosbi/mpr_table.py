@@ -349,7 +349,8 @@ def _ekf(theta, sigma, eps, data: MPRData):
 
     def update(state, ll, row, value, var, use):
         """One scalar measurement of state ``row`` (0: v, 1: r); a no-op where ``use`` is False. Written on
-        scalars (P as its three entries): 2 × 2 matrix ops in the 10⁵-step scan cost 70× the skeleton."""
+        scalars (P as its three entries): with 2 × 2 matrix ops the value of 4 chains took 0.13 s, with scalars
+        0.044 s (same machine and load)."""
         v, r, pvv, pvr, prr = state
         own, cross = (pvv, pvr) if row == 0 else (prr, pvr)
         s = own + var
