@@ -3,8 +3,8 @@
 Ray does the distribution (scheduling, retrying a task whose worker died, shipping arguments); this module
 only maps neurosbi's chunks onto tasks. Chunk ``i`` is one task; it draws everything from
 ``fold_in(key, i)`` through the same compiled chunk function as a local run, so the bank is the same bytes
-whichever worker ran which chunk, in whatever order, retried or not. A worker keeps its compiled chunk
-functions between tasks (``simulate._COMPILED`` lives in the worker process), so each worker compiles once.
+whichever worker ran which chunk, in whatever order, retried or not. A worker keeps the campaign's compiled
+chunk function between tasks (``_WORKER_FUNCTIONS``, keyed by a token per campaign), so it compiles once.
 
 With a bank on disk each task writes its own rows of the Zarr arrays (one Zarr chunk per task, so no two
 tasks touch the same file) and the driver alone marks chunk ``i`` done once the task has returned: a task
@@ -14,8 +14,9 @@ bank's path (a shared file system on a cluster). Without a path the chunks trave
 through Ray's object store.
 
 The driver keeps ``2 × workers`` tasks in flight (enough to hide the per-task overhead, few enough that a
-killed driver loses little work) and counts the attempts of every chunk in a small actor; ``retries`` in
-the statistics is attempts minus chunks.
+killed driver loses little work) and counts in a small actor the attempts that began a chunk; ``retries``
+in the statistics is those attempts minus the chunks (a worker killed before its task's first line is
+retried by Ray too, but not counted: it had lost no work).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
         model_ref = ray.put(model)
         token = uuid.uuid4().hex
         pending = iter(todo)
-        in_flight: dict = {}
+        in_flight: set = set()
         pids: set[int] = set()
         done_sims = 0
         start = time.perf_counter()
@@ -142,14 +143,14 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
             if i is not None:
                 ref = task.remote(token, model_ref, key_data, key_impl, i, chunk_theta(i), chunk_size, slice_size, screen,
                                   None if path is None else str(path), n, attempts)
-                in_flight[ref] = i
+                in_flight.add(ref)
 
         for _ in range(2 * workers):
             submit()
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             ref = ready[0]
-            del in_flight[ref]
+            in_flight.discard(ref)
             try:
                 i, arrays, seconds, pid = ray.get(ref)
             except ray.exceptions.RayTaskError as err:
