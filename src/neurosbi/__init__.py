@@ -36,6 +36,7 @@ from ._runtime import use_all_cores as use_all_cores
 from .inference import NPEConfig as NPEConfig
 from .inference import Posterior as Posterior
 from .inference import fit_npe as fit_npe
+from .inference import fit_npe_stream as fit_npe_stream
 from .inference import load_posterior as load_posterior
 from .simulate import Bank as Bank
 from .simulate import load_bank as load_bank

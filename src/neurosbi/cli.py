@@ -539,8 +539,8 @@ def mpr_table_cmd(
     out: Path = typer.Option(..., "--out", help="output folder: table.json, table.md, table.png and runs/ (a run "
                              "already there is reused, so an interrupted table resumes)"),
     budget: str = typer.Option("published", help="published (the seed's settings: DE 500 generations, PSO 500 "
-                               "iterations, BO 50+450, NUTS 1000+500 x 4 chains, NPE 100k simulations) | tiny (a "
-                               "smoke test)"),
+                               "iterations, BO 50+450, NUTS 1000+500 x 4 chains (500+500 from the EKF's Laplace "
+                               "start), NPE 100k simulations) | tiny (a smoke test)"),
     likelihood: Optional[str] = typer.Option(None, help="NUTS likelihood: ode | state-space | ekf (the "
                                              "latent path integrated out by an extended Kalman filter) [default: ode "
                                              "on deterministic data, state-space on stochastic, ekf on missing]"),

@@ -19,6 +19,7 @@ from .npe import NPEConfig as NPEConfig
 from .npe import Posterior as Posterior
 from .npe import TrainingHistory as TrainingHistory
 from .npe import fit_npe as fit_npe
+from .npe import fit_npe_stream as fit_npe_stream
 from .npe import load_posterior as load_posterior
 from .npe import to_inference_data as to_inference_data
 from .restriction import Validity as Validity

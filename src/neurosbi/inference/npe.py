@@ -439,27 +439,42 @@ class TrainingHistory:
         return dict(self.__dict__)
 
 
-def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, progress: bool = True,
-               label: str = "training flow"):
-    """Fit ``flow`` by minimising ``loss_fn(flow, *rows)`` with Adam and early stopping.
-
-    The one training loop of neurosbi's flows (posteriors, densities of features): each epoch is one
-    compiled ``lax.scan`` over shuffled minibatches of the ``train`` arrays (equal first axes); the
-    validation loss on the ``validation`` arrays decides early stopping (``config.patience``) and
-    learning-rate halving (``config.lr_patience``) between epochs.
-
-    Returns:
-        ``(best_flow, history)``: the flow of the epoch with the lowest validation loss.
-    """
-    params, static = eqx.partition(flow, eqx.is_inexact_array)
-
+def _optimizer(config: NPEConfig):
+    """Adam (after global-norm clipping when ``config.clip_norm``) with an adjustable learning rate."""
     def adam(learning_rate):
         if config.clip_norm is None:
             return optax.adam(learning_rate)
         return optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(learning_rate))
 
-    optimizer = optax.inject_hyperparams(adam)(learning_rate=config.learning_rate)
-    opt_state = optimizer.init(params)
+    return optax.inject_hyperparams(adam)(learning_rate=config.learning_rate)
+
+
+def _step(loss, optimizer):
+    """One Adam step on a minibatch: ``(params, opt_state), rows -> (params, opt_state), loss``."""
+    def step(carry, rows):
+        params, opt_state = carry
+        value, grads = jax.value_and_grad(loss)(params, *rows)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), value
+
+    return step
+
+
+def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, progress: bool = True,
+               label: str = "training flow"):
+    """Fit ``flow`` by minimising ``loss_fn(flow, *rows)`` with Adam and early stopping.
+
+    The in-memory training of neurosbi's flows (posteriors, densities of features): each epoch is one
+    compiled ``lax.scan`` over shuffled minibatches of the ``train`` arrays (equal first axes); the
+    validation loss on the ``validation`` arrays decides early stopping (``config.patience``) and
+    learning-rate halving (``config.lr_patience``) between epochs (``_optimise``, which the streamed
+    training of ``fit_npe_stream`` shares).
+
+    Returns:
+        ``(best_flow, history)``: the flow of the epoch with the lowest validation loss.
+    """
+    params, static = eqx.partition(flow, eqx.is_inexact_array)
+    optimizer = _optimizer(config)
     n_train = train[0].shape[0]
     batch = min(config.batch_size, n_train)
     n_batches = n_train // batch
@@ -467,20 +482,26 @@ def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, prog
     def loss(p, *rows):
         return loss_fn(eqx.combine(p, static), *rows)
 
+    step = _step(loss, optimizer)
+
     @jax.jit
     def epoch(params, opt_state, key):
         order = jax.random.permutation(key, n_train)[: n_batches * batch].reshape(n_batches, batch)
-
-        def step(carry, idx):
-            params, opt_state = carry
-            value, grads = jax.value_and_grad(loss)(params, *(a[idx] for a in train))
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), value
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
+        (params, opt_state), losses = jax.lax.scan(lambda c, idx: step(c, tuple(a[idx] for a in train)),
+                                                   (params, opt_state), order)
         return params, opt_state, jnp.mean(losses), loss(params, *validation)
 
-    history = TrainingHistory(num_train=n_train, num_validation=validation[0].shape[0])
+    best, history = _optimise(params, optimizer.init(params), epoch, config=config, key=key, progress=progress,
+                              label=label)
+    history.num_train, history.num_validation = n_train, validation[0].shape[0]
+    return eqx.combine(best, static), history
+
+
+def _optimise(params, opt_state, epoch, *, config: NPEConfig, key, progress: bool, label: str):
+    """The epochs: ``epoch(params, opt_state, key) -> (params, opt_state, train_loss, validation_loss)`` until
+    ``config.patience`` epochs without a better validation loss, halving the learning rate after
+    ``config.lr_patience``. Returns the parameters of the best epoch and the history."""
+    history = TrainingHistory()
     best = (np.inf, params)
     stale = lr_stale = 0
     lr = config.learning_rate
@@ -507,7 +528,39 @@ def train_flow(flow, loss_fn, train, validation, *, config: NPEConfig, key, prog
             if stale >= config.patience:
                 break
     history.epochs = len(history.train_loss)
-    return eqx.combine(best[1], static), history
+    return best[1], history
+
+
+def _npe_loss(num_atoms: int | None):
+    """The NPE loss of a minibatch ``(flow, θ, x, log prior)``: the mean negative log likelihood of θ given x, or
+    with ``num_atoms`` the atomic loss of SNPE-C (row i's atoms: its own θ, then the θ of rows i+1, ...,
+    i+K-1, cyclically)."""
+    def nll(flow, th, xx, lp):
+        if isinstance(flow, EnsembleFlow):  # each member on its own likelihood: a deep ensemble
+            return -jnp.mean(flow.member_log_probs(th, xx))
+        return -jnp.mean(flow.log_prob(th, condition=xx))
+
+    def atomic(flow, th, xx, lp):
+        k = num_atoms
+        b = th.shape[0]
+        idx = (jnp.arange(b)[:, None] + jnp.arange(k)[None, :]) % b  # [b, k], column 0 = own
+        cond = jnp.broadcast_to(xx[:, None, :], (b, k, xx.shape[-1]))
+        logits = flow.log_prob(th[idx], condition=cond) - lp[idx]
+        return -jnp.mean(logits[:, 0] - jax.nn.logsumexp(logits, axis=1))
+
+    return atomic if num_atoms else nll
+
+
+def _proposal_terms(prior, theta: np.ndarray, box, config: NPEConfig, num_atoms: int | None) -> np.ndarray:
+    """Each row's prior log density in the flow's coordinates (the logit Jacobian included), which the atomic
+    loss subtracts; zeros for maximum likelihood."""
+    if not num_atoms:
+        return np.zeros(len(theta), np.float32)
+    lp = np.asarray(prior.log_prob(jnp.asarray(theta)), np.float32)
+    if box is not None and config.support == "logit":
+        p01 = (theta - box[0]) / (box[1] - box[0])
+        lp = lp + np.sum(np.log(p01) + np.log1p(-p01) + np.log(box[1] - box[0]), axis=1)
+    return lp.astype(np.float32)
 
 
 def fit_npe(
@@ -633,12 +686,7 @@ def fit_npe(
         x_loc, x_scale = (np.asarray(a) for a in embedding.shared_statistics(jnp.asarray(x_loc), jnp.asarray(x_scale)))
     zt = jnp.asarray((u - theta_loc) / theta_scale, jnp.float32)
     zx = jnp.asarray((x - x_loc) / x_scale, jnp.float32)
-    # prior log density of each row (in the flow's coordinates: the logit Jacobian included)
-    lp_prior = np.asarray(prior.log_prob(jnp.asarray(theta)), np.float32) if num_atoms else np.zeros(n, np.float32)
-    if num_atoms and box is not None and config.support == "logit":
-        p01 = (theta - box[0]) / (box[1] - box[0])
-        lp_prior = lp_prior + np.sum(np.log(p01) + np.log1p(-p01) + np.log(box[1] - box[0]), axis=1)
-    lp_prior = jnp.asarray(lp_prior)
+    lp_prior = jnp.asarray(_proposal_terms(prior, theta, box, config, num_atoms))
 
     if init is not None:
         flow = init.flow
@@ -649,20 +697,6 @@ def fit_npe(
     tr_theta, tr_x, tr_lp = zt[tr_idx], zx[tr_idx], lp_prior[tr_idx]
     val_theta, val_x, val_lp = zt[val_idx], zx[val_idx], lp_prior[val_idx]
 
-    def nll(flow, th, xx, lp):
-        if isinstance(flow, EnsembleFlow):  # each member on its own likelihood: a deep ensemble
-            return -jnp.mean(flow.member_log_probs(th, xx))
-        return -jnp.mean(flow.log_prob(th, condition=xx))
-
-    def atomic(flow, th, xx, lp):
-        """Row i's atoms: its own θ, then the θ of rows i+1, ..., i+K-1 (cyclically)."""
-        k = num_atoms
-        b = th.shape[0]
-        idx = (jnp.arange(b)[:, None] + jnp.arange(k)[None, :]) % b  # [b, k], column 0 = own
-        cond = jnp.broadcast_to(xx[:, None, :], (b, k, xx.shape[-1]))
-        logits = flow.log_prob(th[idx], condition=cond) - lp[idx]
-        return -jnp.mean(logits[:, 0] - jax.nn.logsumexp(logits, axis=1))
-
     def robust(flow, th, xx, lp):
         """NPE-RS: the likelihood on the embedded batch plus λ MMD²(embedded batch, embedded observation)."""
         e = flow._embed(xx)
@@ -671,7 +705,7 @@ def fit_npe(
 
     if robust_observation is not None:
         zy = jnp.asarray((y_obs - x_loc) / x_scale, jnp.float32)
-    loss = robust if robust_observation is not None else (atomic if num_atoms else nll)
+    loss = robust if robust_observation is not None else _npe_loss(num_atoms)
     flow, history = train_flow(
         flow, loss, (tr_theta, tr_x, tr_lp), (val_theta, val_x, val_lp),
         config=config, key=key_train, progress=progress, label="training posterior",
@@ -683,6 +717,158 @@ def fit_npe(
         x_loc=jnp.asarray(x_loc, jnp.float32), x_scale=jnp.asarray(x_scale, jnp.float32),
         low=low, high=high, param_names=param_names, config=config,
         prior_spec=_try_spec(prior),
+    )
+    return posterior, history
+
+
+def fit_npe_stream(
+    source,
+    prior,
+    *,
+    key,
+    config: NPEConfig | None = None,
+    param_names: tuple[str, ...] | None = None,
+    num_atoms: int | None = None,
+    init: Posterior | None = None,
+    window: int = 8,
+    steps: int = 64,
+    prefetch: int = 4,
+    progress: bool = True,
+) -> tuple[Posterior, TrainingHistory]:
+    """Train an amortized (or, with ``num_atoms``, sequential) posterior from a simulation bank larger than
+    memory, streaming minibatches from it (``inference.stream``).
+
+    The training is ``fit_npe``'s (the same flow, loss, Adam, learning-rate halving and early stopping);
+    what differs is where rows come from: the z-score statistics in one pass over the training chunks, the
+    validation split by whole chunks, each epoch the training chunks in a new order with rows shuffled
+    within ``window`` chunks, prepared by a background thread ``prefetch`` blocks ahead of the compiled
+    step, which takes ``steps`` minibatches per call. Memory holds a few blocks, never the bank. The same
+    ``key`` gives the same training whether the chunks come from disk (``BankSource``) or memory
+    (``ArraySource``). Rows with NaN / infinite features, or parameters outside the prior's box, are
+    skipped and counted (``history.num_invalid_dropped``).
+
+    Args:
+        source: a bank path (or a list of them: the rounds of sequential NPE), or a source object with
+            ``chunks``, ``read(chunk) -> (theta, x)``, ``dim`` and ``num_features``.
+        prior, key, config, param_names, num_atoms, init: as in ``fit_npe``.
+        window: chunks whose rows are shuffled together.
+        steps: minibatches per compiled call (the epoch's last call is padded with skipped steps).
+        prefetch: blocks prepared ahead (0: read in the training thread).
+    """
+    from .stream import BankSource, blocks, split_chunks, streaming_statistics
+
+    config = config or NPEConfig()
+    if config.ensemble > 1:
+        raise ValueError("streamed training trains one flow: set ensemble=1, or train the ensemble in memory")
+    if num_atoms is not None and num_atoms < 2:
+        raise ValueError(f"num_atoms must be at least 2 (the row's own θ and one other), got {num_atoms}")
+    if window < 1 or steps < 1 or prefetch < 0:
+        raise ValueError(f"window and steps must be >= 1 and prefetch >= 0, got {window}, {steps}, {prefetch}")
+    if not hasattr(source, "read"):
+        source = BankSource(source)
+    dim = _priors.dim(prior)
+    if source.dim != dim:
+        raise ShapeError(f"the bank's theta has {source.dim} columns, the prior has {dim} dimensions")
+    if config.log_features and max(config.log_features) >= source.num_features:
+        raise ValueError(f"log_features {config.log_features} name columns beyond the {source.num_features} features")
+    param_names = tuple(param_names or getattr(source, "param_names", None) or (f"theta_{i}" for i in range(dim)))
+    box = _priors.bounds(prior)
+    logit = box is not None and config.support == "logit"
+
+    def usable(theta, x):
+        """(u, x, keep): the flow's coordinates of θ, the read features, the rows training can use."""
+        theta = np.asarray(theta, np.float32)
+        x = log_columns(np.asarray(x, np.float32), config.log_features)
+        keep = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(theta), axis=1)
+        u = theta
+        if box is not None:
+            keep &= np.all((theta > box[0]) & (theta < box[1]), axis=1)
+            if logit:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    p01 = (theta - box[0]) / (box[1] - box[0])
+                    u = (np.log(p01) - np.log1p(-p01)).astype(np.float32)
+        return u, x, keep
+
+    key_init, key_split, key_train = jax.random.split(key, 3)
+    train_chunks, val_chunks = split_chunks(source, config.validation_fraction,
+                                            np.random.default_rng(np.asarray(jax.random.key_data(key_split))))
+    stats_t, stats_x, n_train, n_dropped = streaming_statistics(source, train_chunks, usable)
+    if init is not None:
+        if init.temperature != 1.0:
+            raise ValueError("init is a tempered posterior; start from the posterior as trained")
+        if init.config != config or init.dim != dim or init.num_features != source.num_features:
+            raise ValueError(f"init was trained with {init.config} on {init.dim} parameters and {init.num_features} "
+                             f"features; this training has {config} on {dim} and {source.num_features}: start afresh "
+                             "(init=None)")
+        theta_loc, theta_scale, x_loc, x_scale = (np.asarray(a, np.float32) for a in (
+            init.theta_loc, init.theta_scale, init.x_loc, init.x_scale))
+    else:
+        theta_loc, theta_scale = stats_t.mean.astype(np.float32), (stats_t.std + 1e-6).astype(np.float32)
+        x_loc, x_scale = stats_x.mean.astype(np.float32), (stats_x.std + 1e-6).astype(np.float32)
+    batch = config.batch_size
+    if n_train < batch:
+        raise TrainingError(f"only {n_train} usable training simulations ({n_dropped} invalid) for minibatches of "
+                            f"{batch}: lower batch_size or train in memory with fit_npe")
+
+    def prepare(theta, x):
+        u, x, keep = usable(theta, x)
+        with np.errstate(invalid="ignore"):
+            zt, zx = (u - theta_loc) / theta_scale, (x - x_loc) / x_scale
+        lp = _proposal_terms(prior, np.where(keep[:, None], theta, theta_loc), box, config, num_atoms)
+        return zt.astype(np.float32), zx.astype(np.float32), lp, keep
+
+    flow = init.flow if init is not None else _build_flow(key_init, config, dim, source.num_features)
+    params, static = eqx.partition(flow, eqx.is_inexact_array)
+    optimizer = _optimizer(config)
+    loss_fn = _npe_loss(num_atoms)
+
+    def loss(p, *rows):
+        return loss_fn(eqx.combine(p, static), *rows)
+
+    step = _step(loss, optimizer)
+
+    @jax.jit
+    def train_block(params, opt_state, rows, active):
+        def maybe(carry, inputs):
+            *batch_rows, on = inputs
+            return jax.lax.cond(on, step, lambda c, _: (c, jnp.zeros((), jnp.float32)), carry, tuple(batch_rows))
+
+        (params, opt_state), losses = jax.lax.scan(maybe, (params, opt_state), (*rows, active))
+        return params, opt_state, jnp.sum(losses)
+
+    @jax.jit
+    def validate_block(params, rows, active):
+        losses = jax.lax.map(lambda r: loss(params, *r), rows)
+        return jnp.sum(jnp.where(active, losses, 0.0))
+
+    def epoch(params, opt_state, key):
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+        train_sum, train_steps = jnp.zeros(()), 0
+        for block in blocks(source, train_chunks, prepare, batch=batch, steps=steps, window=window, rng=rng,
+                            prefetch=prefetch):
+            params, opt_state, total = train_block(params, opt_state, block.arrays, block.active)
+            train_sum, train_steps = train_sum + total, train_steps + int(block.active.sum())
+        val_sum, val_steps = jnp.zeros(()), 0
+        for block in blocks(source, val_chunks, prepare, batch=batch, steps=steps, window=window, rng=None,
+                            prefetch=prefetch):
+            val_sum, val_steps = val_sum + validate_block(params, block.arrays, block.active), \
+                val_steps + int(block.active.sum())
+        if val_steps == 0:
+            raise TrainingError(f"the validation chunks hold fewer than {batch} usable simulations: raise "
+                                "validation_fraction or lower batch_size")
+        return params, opt_state, train_sum / train_steps, val_sum / val_steps
+
+    best, history = _optimise(params, optimizer.init(params), epoch, config=config, key=key_train,
+                              progress=progress, label="training posterior (streamed)")
+    history.num_train, history.num_invalid_dropped = n_train, n_dropped
+    history.num_validation = sum(int(usable(*source.read(c))[2].sum()) for c in val_chunks)
+    posterior = Posterior(
+        flow=eqx.combine(best, static),
+        theta_loc=jnp.asarray(theta_loc), theta_scale=jnp.asarray(theta_scale),
+        x_loc=jnp.asarray(x_loc), x_scale=jnp.asarray(x_scale),
+        low=None if box is None else jnp.asarray(box[0], jnp.float32),
+        high=None if box is None else jnp.asarray(box[1], jnp.float32),
+        param_names=param_names, config=config, prior_spec=_try_spec(prior),
     )
     return posterior, history
 
