@@ -53,6 +53,20 @@ def test_nan_simulations_are_counted_and_masked(nan_model, key, tmp_path):
     assert len(bank) == 500  # kept in the bank, not dropped
 
 
+def test_a_bank_left_on_disk_has_the_same_rows_and_counts(nan_model, key, tmp_path):
+    path = tmp_path / "b.zarr"
+    partial = simulate(nan_model, 500, key, chunk_size=100, progress=False, path=path, max_chunks=2, load=False)
+    assert partial.stats["num_simulations"] == 200 and not partial.valid[200:].any()
+    lazy = simulate(nan_model, 500, key, chunk_size=100, progress=False, path=path, load=False)
+    loaded, _ = load_bank(path)
+    assert not isinstance(lazy.x, np.ndarray)  # still the Zarr array
+    np.testing.assert_array_equal(np.asarray(lazy.x[:]), loaded.x)
+    np.testing.assert_array_equal(lazy.valid, loaded.valid)
+    assert lazy.stats["num_invalid"] == loaded.num_invalid > 0
+    with pytest.raises(ValueError, match="give path"):
+        simulate(nan_model, 500, key, load=False)
+
+
 def test_resuming_with_other_settings_is_refused(gaussian_model, key, tmp_path):
     path = tmp_path / "bank.zarr"
     simulate(gaussian_model, 200, key, path=path, chunk_size=100, progress=False)

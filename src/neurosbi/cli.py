@@ -79,7 +79,7 @@ def simulate_cmd(
 
         prepare_output(out.parent if out.parent != Path("") else Path("."))
         bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size or DEFAULT_CHUNK,
-                        progress=not json_out, executor=executor, address=address)
+                        progress=not json_out, executor=executor, address=address, load=False)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     stats = {"model": m.name, "out": str(out), **bank.stats}

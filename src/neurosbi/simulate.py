@@ -215,6 +215,7 @@ def simulate(
     screen: bool = True,
     executor: str = "local",
     address: str | None = None,
+    load: bool = True,
 ) -> Bank:
     """Run ``n`` simulations of ``model``; parameters from its prior unless ``theta`` is given.
 
@@ -239,6 +240,10 @@ def simulate(
             starts a local one with every core (or uses the one this process already joined). With
             ``path``, every worker must see ``path`` (a shared file system): workers write their
             chunks there and the driver marks them done.
+        load: read the finished bank into memory (with ``path``; False: the returned bank's ``theta``, ``x``
+            and ``screened`` are the Zarr arrays on disk, read when indexed, with every row, and ``valid``
+            is False where a row is invalid or its chunk unfinished; the statistics come from one pass
+            over the chunks. For campaigns larger than memory; train from them with ``fit_npe_stream``).
 
     Returns:
         A ``Bank``; ``bank.stats`` holds ``sims_per_second``, ``compile_s``, ``num_invalid``,
@@ -252,6 +257,8 @@ def simulate(
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if address is not None and executor != "ray":
         raise ValueError(f"address={address!r} names a Ray cluster; pass executor='ray' with it")
+    if not load and path is None:
+        raise ValueError("load=False leaves the bank on disk: give path= too")
     chunk_size = min(chunk_size, n)
     dim = len(model.param_names)
     n_features = len(model.feature_names)
@@ -316,21 +323,32 @@ def simulate(
             computed += 1
             bar.update(task, advance=hi - lo)
 
-    if store is not None:
+    if store is not None and not load:
+        theta_np, x_np, screened_np = store["theta"], store["x"], store["screened"]
+        valid = np.zeros(n, bool)
+        screened_count = 0
+        for i in np.flatnonzero(store["done"][:]):
+            lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
+            valid[lo:hi] = np.all(np.isfinite(x_np[lo:hi]), axis=1)
+            screened_count += int(screened_np[lo:hi].sum())
+        done_mask = np.repeat(store["done"][:], chunk_size)[:n]
+    elif store is not None:
         theta_np, x_np, screened_np = store["theta"][:], store["x"][:], store["screened"][:]
         done_mask = np.repeat(store["done"][:], chunk_size)[:n]
     else:
         theta_np, x_np, screened_np = theta_out, x_out, screened_out
         done_mask = np.repeat(done, chunk_size)[:n]
-    if not done_mask.all():  # interrupted on purpose (max_chunks): return what exists
-        theta_np, x_np, screened_np = theta_np[done_mask], x_np[done_mask], screened_np[done_mask]
-    valid = np.all(np.isfinite(x_np), axis=1)
+    if load or store is None:
+        if not done_mask.all():  # interrupted on purpose (max_chunks): return what exists
+            theta_np, x_np, screened_np = theta_np[done_mask], x_np[done_mask], screened_np[done_mask]
+        valid = np.all(np.isfinite(x_np), axis=1)
+        screened_count = int(screened_np.sum())
     timed = (computed - 1) * chunk_size if computed > 1 else 0
     stats = {
         "executor": executor,
-        "num_simulations": int(theta_np.shape[0]),
-        "num_invalid": int((~valid).sum()),
-        "num_screened": int(screened_np.sum()),
+        "num_simulations": int(done_mask.sum()),
+        "num_invalid": int(done_mask.sum() - valid.sum()),  # valid is False in unfinished chunks
+        "num_screened": screened_count,
         "chunks_computed": computed,
         "chunks_resumed": resumed,
         # devices of this process per chunk (Ray: each worker has its own, one by default)

@@ -289,7 +289,8 @@ def infer(
         "posterior_std": dict(zip(names, std.tolist())),
         "posterior_median": dict(zip(names, np.median(samples, 0).tolist())),
         "true_params": None if truth is None else dict(zip(names, truth.tolist())),
-        "training": {k: v for k, v in history.as_dict().items() if k not in ("train_loss", "validation_loss")},
+        "training": {k: v for k, v in history.as_dict().items()
+                     if k not in ("train_loss", "validation_loss", "epoch_seconds")},
         "temperature": temperature,
     }
     metrics["training"]["final_validation_loss"] = history.validation_loss[history.best_epoch]

@@ -28,6 +28,7 @@ import dataclasses
 import io
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -434,6 +435,7 @@ class TrainingHistory:
     num_train: int = 0
     num_validation: int = 0
     num_invalid_dropped: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch (the first compiles)
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -510,8 +512,10 @@ def _optimise(params, opt_state, epoch, *, config: NPEConfig, key, progress: boo
         task = bar.add_task("train", total=config.max_epochs, info="")
         for ep in range(config.max_epochs):
             key, k = jax.random.split(key)
+            started = time.perf_counter()
             params, opt_state, tr_loss, val_loss = epoch(params, opt_state, k)
             tr_loss, val_loss = float(tr_loss), float(val_loss)
+            history.epoch_seconds.append(time.perf_counter() - started)
             if not np.isfinite(tr_loss):
                 raise TrainingError(f"training loss became {tr_loss} at epoch {ep}; lower learning_rate")
             history.train_loss.append(tr_loss)
