@@ -753,7 +753,8 @@ def fit_npe_stream(
 
     Args:
         source: a bank path (or a list of them: the rounds of sequential NPE), or a source object with
-            ``chunks``, ``read(chunk) -> (theta, x)``, ``dim`` and ``num_features``.
+            ``chunks``, ``read_many(chunks) -> (theta, x)``, ``dim`` and ``num_features``
+            (``inference.stream.ArraySource`` serves arrays in memory that way).
         prior, key, config, param_names, num_atoms, init: as in ``fit_npe``.
         window: chunks whose rows are shuffled together.
         steps: minibatches per compiled call (the epoch's last call is padded with skipped steps).
@@ -768,7 +769,7 @@ def fit_npe_stream(
         raise ValueError(f"num_atoms must be at least 2 (the row's own θ and one other), got {num_atoms}")
     if window < 1 or steps < 1 or prefetch < 0:
         raise ValueError(f"window and steps must be >= 1 and prefetch >= 0, got {window}, {steps}, {prefetch}")
-    if not hasattr(source, "read"):
+    if not hasattr(source, "read_many"):
         source = BankSource(source)
     dim = _priors.dim(prior)
     if source.dim != dim:
@@ -796,7 +797,7 @@ def fit_npe_stream(
     key_init, key_split, key_train = jax.random.split(key, 3)
     train_chunks, val_chunks = split_chunks(source, config.validation_fraction,
                                             np.random.default_rng(np.asarray(jax.random.key_data(key_split))))
-    stats_t, stats_x, n_train, n_dropped = streaming_statistics(source, train_chunks, usable)
+    stats_t, stats_x, n_train, n_dropped = streaming_statistics(source, train_chunks, usable, window)
     if init is not None:
         if init.temperature != 1.0:
             raise ValueError("init is a tempered posterior; start from the posterior as trained")
@@ -864,8 +865,8 @@ def fit_npe_stream(
 
     best, history = _optimise(params, optimizer.init(params), epoch, config=config, key=key_train,
                               progress=progress, label="training posterior (streamed)")
-    history.num_train, history.num_invalid_dropped = n_train, n_dropped
-    history.num_validation = sum(int(usable(*source.read(c))[2].sum()) for c in val_chunks)
+    _, _, history.num_validation, val_dropped = streaming_statistics(source, val_chunks, usable, window)
+    history.num_train, history.num_invalid_dropped = n_train, n_dropped + val_dropped
     posterior = Posterior(
         flow=eqx.combine(best, static),
         theta_loc=jnp.asarray(theta_loc), theta_scale=jnp.asarray(theta_scale),

@@ -8,12 +8,12 @@ read one chunk at a time; ``ArraySource``: arrays already in memory, cut the sam
   splitting by chunk keeps the split's rows independent of how chunks were scheduled);
 - ``streaming_statistics``: the z-score statistics of the training chunks in one pass, merged chunk by
   chunk in float64 (Chan, Golub & LeVeque's pairwise update);
-- ``blocks``: an epoch as fixed-shape blocks of minibatches, chunks in a shuffled order per epoch, rows
-  shuffled within a window of chunks, read and prepared by a background thread a few blocks ahead of the
-  compiled training step.
+- ``blocks``: an epoch as fixed-shape blocks of minibatches: the chunks in windows of consecutive chunks
+  (read in one call), the windows in a shuffled order with boundaries shifted per epoch, rows shuffled within
+  a window, read and prepared by a background thread a few blocks ahead of the compiled training step.
 
-Rows of a bank are independent draws, so shuffling the chunk order and the rows within a window gives
-minibatches with the same distribution as a shuffle of the whole bank. Blocks have a fixed shape (so one
+Rows of a bank are independent draws from the prior (or one round's proposal), so shuffling the windows
+and the rows within each gives minibatches with the same distribution as a shuffle of the whole bank. Blocks have a fixed shape (so one
 compiled step serves every block): the epoch's last block is padded with inactive steps, and the rows
 left after the last full minibatch are dropped, as the in-memory epoch drops its remainder.
 
@@ -49,6 +49,9 @@ class ArraySource:
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         lo = i * self.chunk_size
         return self.theta[lo: lo + self.chunk_size], self.x[lo: lo + self.chunk_size]
+
+    def read_many(self, chunks: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        return _concatenate([self.read(c) for c in chunks])
 
 
 class BankSource:
@@ -87,9 +90,27 @@ class BankSource:
         self.chunk_size = max(c for _, _, c in self._arrays)
 
     def read(self, chunk) -> tuple[np.ndarray, np.ndarray]:
-        b, i = chunk
-        theta, x, size = self._arrays[b]
-        return theta[i * size: (i + 1) * size], x[i * size: (i + 1) * size]
+        return self.read_many([chunk])
+
+    def read_many(self, chunks: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``chunks``, in order; consecutive chunks of one bank are read in one call (Zarr then
+        fetches their files concurrently: measured 0.9 ms per chunk read eight at a time, 2.1 ms one by one)."""
+        parts, run = [], []
+        for chunk in list(chunks) + [None]:
+            if run and (chunk is None or chunk[0] != run[-1][0] or chunk[1] != run[-1][1] + 1):
+                theta, x, size = self._arrays[run[0][0]]
+                lo, hi = run[0][1] * size, (run[-1][1] + 1) * size
+                parts.append((theta[lo:hi], x[lo:hi]))
+                run = []
+            if chunk is not None:
+                run.append(chunk)
+        return _concatenate(parts)
+
+
+def _concatenate(parts) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def split_chunks(source, fraction: float, rng: np.random.Generator) -> tuple[list, list]:
@@ -126,13 +147,16 @@ class Moments:
         return np.sqrt(self.m2 / max(self.n, 1))
 
 
-def streaming_statistics(source, chunks: Sequence, prepare: Callable) -> tuple[Moments, Moments, int, int]:
-    """One pass over ``chunks``: the moments of the prepared θ and x rows, and the counts of usable and dropped
-    rows. ``prepare(theta, x) -> (theta, x, keep)`` is the same row preparation training applies."""
+def streaming_statistics(source, chunks: Sequence, prepare: Callable, window: int = 8
+                         ) -> tuple[Moments, Moments, int, int]:
+    """One pass over ``chunks`` (``window`` at a time): the moments of the prepared θ and x rows, and the counts
+    of usable and dropped rows. ``prepare(theta, x) -> (theta, x, keep)`` is the row preparation training
+    applies."""
     moments_t = moments_x = None
     kept = dropped = 0
-    for chunk in chunks:
-        theta, x, keep = prepare(*source.read(chunk))
+    chunks = list(chunks)
+    for start in range(0, len(chunks), window):
+        theta, x, keep = prepare(*source.read_many(chunks[start: start + window]))
         if moments_t is None:
             moments_t = Moments(0, np.zeros(theta.shape[1]), np.zeros(theta.shape[1]))
             moments_x = Moments(0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
@@ -153,14 +177,24 @@ class Block:
 
 def _blocks(source, chunks: Sequence, prepare: Callable, *, batch: int, steps: int, window: int,
             rng: np.random.Generator | None) -> Iterator[Block]:
-    """The epoch over ``chunks`` as blocks (see the module docstring); ``rng`` None: no shuffling."""
-    order = list(chunks) if rng is None else [chunks[i] for i in rng.permutation(len(chunks))]
+    """The epoch over ``chunks`` as blocks (see the module docstring); ``rng`` None: no shuffling.
+
+    A window is ``window`` consecutive chunks of the list (read in one call), the windows' boundaries shifted
+    by a random offset and their order shuffled each epoch."""
+    chunks = list(chunks)
+    if rng is None:
+        windows = [chunks[i: i + window] for i in range(0, len(chunks), window)]
+    else:
+        offset = int(rng.integers(window))
+        edges = [0] + list(range(offset or window, len(chunks), window)) + [len(chunks)]
+        windows = [chunks[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
+        windows = [windows[i] for i in rng.permutation(len(windows))]
     block_rows = batch * steps
     pending: list[tuple[np.ndarray, ...]] = []
     held = 0
-    for start in range(0, len(order), window):
-        parts = [prepare(*source.read(c)) for c in order[start: start + window]]
-        rows = tuple(np.concatenate([p[j][p[-1]] for p in parts]) for j in range(len(parts[0]) - 1))
+    for group in windows:
+        prepared = prepare(*source.read_many(group))
+        rows = tuple(a[prepared[-1]] for a in prepared[:-1])
         if rng is not None:
             perm = rng.permutation(len(rows[0]))
             rows = tuple(a[perm] for a in rows)
