@@ -93,6 +93,26 @@ def test_cli_simulate_json_line_and_resume(registered, tmp_path):
     assert not (tmp_path / "o" / "bank.zarr").exists()  # trained from the given bank, simulated nothing
 
 
+def test_cli_infer_streams_a_bank_and_holds_out_its_last_chunks(registered, tmp_path, monkeypatch):
+    from neurosbi import workflow
+
+    monkeypatch.setattr(workflow, "STREAM_HELD_OUT", 2000)
+    bank = tmp_path / "bank.zarr"
+    assert runner.invoke(app, ["simulate", "linear_gaussian", "--num", "6000", "--out", str(bank), "--chunk-size",
+                               "500", "--json"]).exit_code == 0
+    res = runner.invoke(app, ["infer", "linear_gaussian", "--from-bank", str(bank), "--stream", "--out",
+                              str(tmp_path / "o"), "--quiet", "--calibration", "500", "--coverage-tests", "200"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["num_simulations"] == 6000
+    training = metrics["training"]
+    assert training["num_train"] + training["num_validation"] == 4000  # 8 of 12 chunks; 4 held out
+    assert abs(metrics["z_score"]["theta_0"]) < 3 and metrics["coverage"]["max_error"] < 0.2
+    small = runner.invoke(app, ["infer", "linear_gaussian", "--from-bank", str(bank), "--stream", "--out",
+                                str(tmp_path / "p"), "--quiet", "--calibration", "5000"])
+    assert small.exit_code == 2 and "without --stream" in small.output
+
+
 def test_unknown_model_is_refused_with_the_list():
     with pytest.raises(UnknownModelError, match="unknown model 'montbrioo'; available models: .*montbrio"):
         models.get("montbrioo")

@@ -120,6 +120,9 @@ def infer_cmd(
     robust: Optional[str] = typer.Option(
         None, help="npe-rs: a posterior robust to misspecification of this observation (NPE with a learned "
         "summary, fine-tuned with an MMD penalty that keeps the observation's summary among the simulations')"),
+    stream: bool = typer.Option(False, "--stream", help="keep the bank on disk and train by streaming "
+                                "minibatches from it (a bank larger than memory); whole chunks at its end are "
+                                "held out for calibration, coverage and the check"),
     quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Infer MODEL's parameters from an observation; write metrics, samples, figures, report.
@@ -142,7 +145,7 @@ def infer_cmd(
                         config=config, progress=not quiet, rounds=rounds, method=method,
                         embedding=embedding, trace_every=every, num_calibration=calibration,
                         num_coverage_tests=coverage_tests, observed_traces=traces, observed_features=features,
-                        check=check, alpha=alpha, robust=robust)
+                        check=check, alpha=alpha, robust=robust, stream=stream)
     except (NeurosbiError, ValueError, TypeError) as err:
         _fail(err)
     table = Table("parameter", "truth", "posterior mean", "std", "z", "shrinkage")

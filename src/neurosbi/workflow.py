@@ -40,6 +40,7 @@ from .inference import (
     feature_mlp,
     fit_npe,
     fit_npe_rs,
+    fit_npe_stream,
     fit_temperature,
     load_posterior,
     sequential_npe,
@@ -53,6 +54,40 @@ from .report import write_check_report, write_report
 from .simulate import DEFAULT_CHUNK, load_bank, simulate
 
 console = Console(stderr=True)
+
+
+STREAM_HELD_OUT = 20_000  # rows at least a streamed infer holds out (calibration, coverage, model check)
+
+
+def _check_bank(meta: dict, model: Model, path) -> None:
+    if meta["model"] != model.name or meta.get("feature_names") != list(model.feature_names):
+        raise BankError(
+            f"the bank at {path} holds {meta['model']} with {len(meta['feature_names'])} features, "
+            f"this run needs {model.name} with {len(model.feature_names)}"
+        )
+
+
+def _held_out_chunks(path, model: Model, needed: int):
+    """For a streamed infer: the bank's last whole chunks (``STREAM_HELD_OUT`` rows, or ``needed``, at least)
+    read into a ``Bank``, the source of the other chunks to train on, and the bank's number of simulations."""
+    from .inference.stream import BankSource
+    from .simulate import Bank
+
+    source = BankSource(path)
+    _check_bank(source.meta[0], model, path)
+    n, chunk = int(source.meta[0]["num_simulations"]), source.chunk_size
+    size = sum(min((i + 1) * chunk, n) - i * chunk for _, i in source.chunks)
+    rows = max(STREAM_HELD_OUT, needed)
+    held = max(-(-rows // source.chunk_size), 1)
+    if held > len(source.chunks) // 2:
+        raise BankError(f"the bank at {path} holds {len(source.chunks)} chunks; a streamed training holds out "
+                        f"{held} of them ({rows} simulations) and needs at least as many to train on: "
+                        "stream only banks larger than memory, train smaller ones in memory (without --stream)")
+    held_chunks, source.chunks = source.chunks[-held:], source.chunks[:-held]
+    theta, x = source.read_many(held_chunks)
+    bank = Bank(np.asarray(theta), np.asarray(x), np.all(np.isfinite(x), axis=1), tuple(model.param_names),
+                tuple(model.feature_names), {"held_out_chunks": held})
+    return bank, source, size
 
 
 def prepare_output(out) -> Path:
@@ -129,6 +164,7 @@ def infer(
     check: bool = True,
     alpha: float = 0.05,
     robust: str | None = None,
+    stream: bool = False,
 ) -> dict:
     """Infer the parameters of ``model`` from one observation and write every output to ``out``.
 
@@ -169,9 +205,19 @@ def infer(
     p-values and per-feature table into ``metrics["misspecification"]``, the report and
     ``misspecification.png``; a misspecified verdict is also printed as a warning.
 
+    ``stream=True`` never holds the bank in memory (a campaign larger than memory, or one simulated with
+    ``neurosbi simulate``): the bank stays on disk (``simulate(load=False)``), the posterior trains by
+    streaming minibatches from it (``inference.fit_npe_stream``), and whole chunks at the bank's end
+    (``STREAM_HELD_OUT`` rows at least) are held out instead: the calibration and coverage simulations come
+    from them, and they stand for the bank in the model check and the feature scale. One round, features
+    only (no embedding net, no NPE-RS).
+
     Returns:
         The metrics dictionary written to ``out/metrics.json``.
     """
+    if stream and (rounds > 1 or embedding is not None or robust is not None):
+        raise ValueError("stream=True trains one amortized posterior on the model's features: leave rounds at 1 "
+                         "and embedding and robust unset")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if num_calibration < 0 or num_coverage_tests < 1:
@@ -226,17 +272,17 @@ def infer(
         num_screened = sum(r.num_screened for r in sequential.rounds)
     else:
         t0 = time.perf_counter()
-        if bank_path is not None:
+        if bank_path is not None and not stream:
             bank, meta = load_bank(bank_path)
-            if meta["model"] != model.name or meta.get("feature_names") != list(model.feature_names):
-                raise BankError(
-                    f"the bank at {bank_path} holds {meta['model']} with {len(meta['feature_names'])} features, "
-                    f"this run needs {model.name} with {len(model.feature_names)}"
-                )
-        else:
+            _check_bank(meta, model, bank_path)
+        elif bank_path is None:
             bank = simulate(model, num_simulations, k_bank, path=out / "bank.zarr", chunk_size=chunk_size,
-                            progress=progress)
+                            progress=progress, load=not stream)
         simulate_s = time.perf_counter() - t0
+        sim_stats = bank.stats if bank_path is None or not stream else {}
+        if stream:
+            bank, source, bank_size = _held_out_chunks(bank_path or out / "bank.zarr", model,
+                                                       num_coverage_tests + num_calibration)
         if bank.num_invalid:
             console.print(f"[yellow]{bank.num_invalid} of {len(bank)} simulations gave NaN/inf features; "
                           "excluded from training")
@@ -246,17 +292,23 @@ def infer(
         train_idx, cal_idx = np.arange(n_train), np.arange(n_train, n_train + n_cal)
         test_idx = np.arange(n_train + n_cal, len(bank))
         t0 = time.perf_counter()
-        posterior, history = fit_npe(
-            bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
-            param_names=model.param_names, valid=bank.valid[train_idx], progress=progress, embedding=net,
-        )
+        if stream:  # every chunk but the held-out ones, streamed from disk
+            posterior, history = fit_npe_stream(source, model.prior, key=k_train, config=config,
+                                                param_names=model.param_names, progress=progress)
+        else:
+            posterior, history = fit_npe(
+                bank.theta[train_idx], bank.x[train_idx], model.prior, key=k_train, config=config,
+                param_names=model.param_names, valid=bank.valid[train_idx], progress=progress, embedding=net,
+            )
         npe_posterior = posterior
         if robust is not None:
             posterior, history, _ = fit_npe_rs(
                 bank.theta[train_idx], bank.x[train_idx], model.prior, x_o, key=jax.random.fold_in(k_train, 1),
                 init=npe_posterior, param_names=model.param_names, valid=bank.valid[train_idx], progress=progress)
         train_s = time.perf_counter() - t0
-        num_sims, num_invalid, sim_stats = len(bank), bank.num_invalid, bank.stats
+        num_sims, num_invalid = len(bank), bank.num_invalid
+        if stream:
+            num_sims, num_invalid = bank_size, bank.num_invalid + history.num_invalid_dropped
         num_screened = bank.num_screened
         cal_ok = cal_idx[bank.valid[cal_idx]]
         if len(cal_ok) >= 50 and robust is None:
