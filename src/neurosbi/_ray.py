@@ -59,6 +59,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 
 _WORKER_FUNCTIONS: dict = {}  # campaign token -> compiled chunk function, in each worker process
+_WORKER_BANKS: dict = {}  # campaign token -> the bank's opened Zarr arrays, in each worker process
 
 
 def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_size, screen, path, n, attempts):
@@ -83,15 +84,19 @@ def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_si
     seconds = time.perf_counter() - start
     if path is None:
         return i, arrays, seconds, os.getpid()
-    import zarr
+    arrays_of = _WORKER_BANKS.get(token)
+    if arrays_of is None:
+        import zarr
 
-    try:
-        root = zarr.open_group(str(path), mode="r+")
-    except (OSError, FileNotFoundError) as err:
-        raise ExecutorError(f"worker {socket.gethostname()} cannot open the bank at {path} ({err}); with Ray "
-                            "on several machines the bank must be on a file system every worker sees") from None
+        try:
+            root = zarr.open_group(str(path), mode="r+")
+        except (OSError, FileNotFoundError) as err:
+            raise ExecutorError(f"worker {socket.gethostname()} cannot open the bank at {path} ({err}); with Ray "
+                                "on several machines the bank must be on a file system every worker sees") from None
+        _WORKER_BANKS.clear()
+        arrays_of = _WORKER_BANKS[token] = {name: root[name] for name in ("theta", "x", "screened")}
     lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
-    write_chunk({name: root[name] for name in ("theta", "x", "screened")}, lo, hi, *arrays)
+    write_chunk(arrays_of, lo, hi, *arrays)
     return i, None, seconds, os.getpid()
 
 
@@ -107,8 +112,10 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
         # one XLA device per worker (each task holds one CPU): drop a host device count set for this process
         flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
                          if "xla_force_host_platform_device_count" not in f)
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"XLA_FLAGS": flags}})
+        env = {"XLA_FLAGS": flags}
+        if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # workers share the driver's persistent compile cache
+            env["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
         started = True
     try:
         if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
