@@ -95,7 +95,7 @@ print(json.dumps({"wall_s": wall, "driver_cpu_s": use.ru_utime + use.ru_stime, "
 
 def ray_overhead(tmp: Path, chunks: int = 400) -> dict:
     port = "6391"
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", port, "--num-cpus", "2",
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", port, "--num-cpus", "2",
                     "--include-dashboard=false"], capture_output=True, check=True)
     try:
         runs = []

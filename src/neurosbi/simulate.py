@@ -234,8 +234,8 @@ def simulate(
         screen: for a model that ``screens``, run its pilot first and finish only what passes
             (False: every simulation in full, as checks of a posterior need).
         executor: ``"local"`` (this process, chunks spread over its local devices) or ``"ray"`` (each
-            chunk a Ray task on the cluster at ``address``; ``neurosbi[ray]``). The bank is the same
-            bytes either way.
+            chunk a Ray task on the cluster at ``address``, one worker per node with a device per core;
+            ``neurosbi[ray]``). The bank is the same bytes either way.
         address: the Ray cluster to join (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``); ``None``
             starts a local one with every core (or uses the one this process already joined). With
             ``path``, every worker must see ``path`` (a shared file system): workers write their
