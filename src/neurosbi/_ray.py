@@ -19,8 +19,8 @@ spreads it over this machine's cores. Measured on the 2-core machine (1,024-simu
 one-core processes finished 3.7 chunks/s together (0.54 s per chunk each) and compiled in 5.7 s side by side,
 one process with two devices 4.2 chunks/s (0.24 s per chunk) after a 3.1 s compile. A chunk needs ``slice_size × cores`` simulations to keep every core busy.
 
-The driver keeps ``2 × workers`` tasks in flight (enough to hide the per-task overhead, few enough that a
-killed driver loses little work) and counts in a small actor the attempts that began a chunk; ``retries``
+The driver keeps one task per worker in flight (``IN_FLIGHT``: with two, Ray started a second worker process
+per node for the queued task) and counts in a small actor the attempts that began a chunk; ``retries``
 in the statistics is those attempts minus the chunks (a worker killed before its task's first line is
 retried by Ray too, but not counted: it had lost no work).
 """
@@ -37,6 +37,10 @@ import numpy as np
 from ._errors import ExecutorError
 
 MAX_RETRIES = 3
+# Tasks kept submitted per worker. With two, Ray started a second worker process on the node for the queued
+# task, which compiled the chunk function again and took chunks in turn (100k MPR: 37.5 s, 2 processes);
+# with one, 31.0 s, 1 process, the compute equal to the local executor's (22.9 s), ~46 ms idle per chunk.
+IN_FLIGHT = 1
 INSTALL = "the Ray executor needs Ray: pip install 'neurosbi[ray]'"
 
 
@@ -170,7 +174,7 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
                                   None if path is None else str(path), n, attempts)
                 in_flight.add(ref)
 
-        for _ in range(2 * workers):
+        for _ in range(IN_FLIGHT * workers):
             submit()
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
