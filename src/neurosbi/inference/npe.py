@@ -567,6 +567,15 @@ def _proposal_terms(prior, theta: np.ndarray, box, config: NPEConfig, num_atoms:
     return lp.astype(np.float32)
 
 
+def _check_init(init: Posterior, config: NPEConfig, dim: int, num_features: int) -> None:
+    """Refuse an ``init`` posterior that training cannot continue from (tempered, or another shape or config)."""
+    if init.temperature != 1.0:
+        raise ValueError("init is a tempered posterior; start from the posterior as trained")
+    if init.config != config or init.dim != dim or init.num_features != num_features:
+        raise ValueError(f"init was trained with {init.config} on {init.dim} parameters and {init.num_features} "
+                         f"features; this training has {config} on {dim} and {num_features}: start afresh (init=None)")
+
+
 def fit_npe(
     theta,
     x,
@@ -676,11 +685,7 @@ def fit_npe(
     n_val = max(int(round(config.validation_fraction * n)), 1)
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
     if init is not None:
-        if init.temperature != 1.0:
-            raise ValueError("init is a tempered posterior; start from the posterior as trained")
-        if init.config != config or init.dim != dim or init.num_features != x.shape[1]:
-            raise ValueError(f"init was trained with {init.config} on {init.dim} parameters and {init.num_features} "
-                             f"features; this training has {config} on {dim} and {x.shape[1]}: start afresh (init=None)")
+        _check_init(init, config, dim, x.shape[1])
         theta_loc, theta_scale, x_loc, x_scale = (np.asarray(a) for a in (init.theta_loc, init.theta_scale,
                                                                            init.x_loc, init.x_scale))
     else:
@@ -799,12 +804,7 @@ def fit_npe_stream(
                                             np.random.default_rng(np.asarray(jax.random.key_data(key_split))))
     stats_t, stats_x, n_train, n_dropped = streaming_statistics(source, train_chunks, usable, window)
     if init is not None:
-        if init.temperature != 1.0:
-            raise ValueError("init is a tempered posterior; start from the posterior as trained")
-        if init.config != config or init.dim != dim or init.num_features != source.num_features:
-            raise ValueError(f"init was trained with {init.config} on {init.dim} parameters and {init.num_features} "
-                             f"features; this training has {config} on {dim} and {source.num_features}: start afresh "
-                             "(init=None)")
+        _check_init(init, config, dim, source.num_features)
         theta_loc, theta_scale, x_loc, x_scale = (np.asarray(a, np.float32) for a in (
             init.theta_loc, init.theta_scale, init.x_loc, init.x_scale))
     else:
