@@ -2,7 +2,7 @@
 
 Starts a local Ray cluster (`ray start --head`, one CPU per core), then runs, alternating in one invocation,
 the user's command `neurosbi simulate montbrio --num N --json` with the local executor (every core as an XLA
-host device) and with `--executor ray --address` that cluster (one worker per core), each into a fresh bank,
+host device) and with `--executor ray --address` that cluster (one worker actor holding every core), each into a fresh bank,
 timed end to end (process start, compilation and writes included); then a Ray run during which one worker
 busy with a chunk is killed (SIGKILL), and checks that its bank equals the uninterrupted ones. Prints JSON.
 
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
 from neurosbi import load_bank  # noqa: E402
+from neurosbi._ray import BUSY_TITLE  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "neurosbi")
 
@@ -41,7 +42,7 @@ def run(out, n, extra=(), kill_after=None):
                 for entry in Path("/proc").iterdir():
                     if entry.name.isdigit():
                         try:
-                            if (entry / "cmdline").read_bytes().startswith(b"ray::_chunk_task"):
+                            if (entry / "cmdline").read_bytes().startswith(BUSY_TITLE.encode()):
                                 os.kill(int(entry.name), signal.SIGKILL)
                                 killed.append(int(entry.name))
                                 break

@@ -6,9 +6,9 @@ Measured here (each in its own process where a process start matters):
 - `chunk_s`: one 1,024-simulation MPR chunk on one core, as a Ray worker runs it (a process with one XLA
   device), median of 8 chunks after the compile; and the compile itself (`compile_s`).
 - `task_overhead_s`: what the Ray executor adds per chunk beyond the simulation: a campaign of a model whose
-  simulation costs nothing (`x = theta`), 1,024-row chunks written to a bank, on a local cluster of 2
-  workers, wall time per chunk × workers (scheduling, argument shipping, the attempts counter, the worker's
-  Zarr write, the driver's bookkeeping).
+  simulation costs nothing (`x = theta`), 1,024-row chunks written to a bank, on a local cluster (one
+  worker holding both cores), wall time per chunk × workers (scheduling, argument shipping, the attempts
+  counter, the worker's Zarr write, the driver's bookkeeping).
 - `driver_s`: the driver's own time per chunk (the same campaign's driver CPU time / chunks): the ceiling
   on chunks per second, whatever the number of workers.
 - `write`: the bank's write throughput, one 1,024 × (3 + 34) float32 chunk per write into a local Zarr store.
@@ -101,7 +101,7 @@ def ray_overhead(tmp: Path, chunks: int = 400) -> dict:
         runs = []
         for k in range(2):  # the second: workers already known to the cluster
             out = subprocess.run([sys.executable, "-c", OVERHEAD, str(chunks), str(tmp / f"o{k}.zarr"),
-                                  f"127.0.0.1:{port}"], capture_output=True, text=True, check=True)
+                                  "auto"], capture_output=True, text=True, check=True)  # token auth: found by auto
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from neurosbi import ExecutorError, load_bank, simulate
+from neurosbi._ray import BUSY_TITLE
 from neurosbi.models import Montbrio
 
 pytestmark = pytest.mark.ray
@@ -51,7 +52,8 @@ def test_ray_bank_equals_local_bank(cluster, model, local_bank, tmp_path):
     _same(bank, local_bank)
     _same(load_bank(tmp_path / "bank.zarr")[0], local_bank)
     # one worker holding both cores, one XLA device per core (the local layout)
-    assert (bank.stats["num_workers"], bank.stats["cores_per_worker"], bank.stats["retries"]) == (1, 2, 0)
+    stats = bank.stats
+    assert (stats["num_workers"], stats["cores_per_worker"], stats["devices_per_worker"], stats["retries"]) == (1, 2, 2, 0)
     assert bank.stats["chunks_computed"] == N // CHUNK
     # without a path the chunks come back through the object store: same bytes
     _same(simulate(model, N, jax.random.key(7), chunk_size=CHUNK, progress=False, executor="ray"), local_bank)
@@ -63,7 +65,7 @@ def _chunk_workers():
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_chunk_task"):
+                if (entry / "cmdline").read_bytes().startswith(BUSY_TITLE.encode()):
                     pids.append(int(entry.name))
             except OSError:
                 pass

@@ -1,28 +1,33 @@
-"""Simulation chunks as Ray tasks: the engine behind ``simulate(..., executor="ray")``.
+"""Simulation chunks on Ray workers: the engine behind ``simulate(..., executor="ray")``.
 
-Ray does the distribution (scheduling, retrying a task whose worker died, shipping arguments); this module
-only maps neurosbi's chunks onto tasks. Chunk ``i`` is one task; it draws everything from
+Ray does the distribution (scheduling, restarting a worker that died and retrying its calls, shipping
+arguments); this module only maps neurosbi's chunks onto calls. Chunk ``i`` is one call; it draws everything from
 ``fold_in(key, i)`` through the same compiled chunk function as a local run, so the bank is the same bytes
 whichever worker ran which chunk, in whatever order, retried or not. A worker keeps the campaign's compiled
-chunk function between tasks (``_WORKER_FUNCTIONS``, keyed by a token per campaign), so it compiles once.
+chunk function between calls (``_WORKER_FUNCTIONS``, keyed by a token per campaign), so it compiles once.
 
-With a bank on disk each task writes its own rows of the Zarr arrays (one Zarr chunk per task, so no two
-tasks touch the same file) and the driver alone marks chunk ``i`` done once the task has returned: a task
+With a bank on disk each call writes its own rows of the Zarr arrays (one Zarr chunk per call, so no two
+calls touch the same file) and the driver alone marks chunk ``i`` done once the call has returned: a call
 whose worker died is rerun by Ray (``MAX_RETRIES``) and rewrites the same bytes; a driver killed leaves
 the chunks it had not marked to the next run of the same command. Every worker must therefore see the
 bank's path (a shared file system on a cluster). Without a path the chunks travel back to the driver
 through Ray's object store.
 
-A worker is one process per node holding all the node's cores (the smallest node's count, on a mixed
+A worker is one Ray actor per node holding all the node's cores (the smallest node's count, on a mixed
 cluster) with one XLA host device per core, so a chunk is spread over them exactly as the local executor
 spreads it over this machine's cores. Measured on the 2-core machine (1,024-simulation MPR chunks): two
 one-core processes finished 3.7 chunks/s together (0.54 s per chunk each) and compiled in 5.7 s side by side,
-one process with two devices 4.2 chunks/s (0.24 s per chunk) after a 3.1 s compile. A chunk needs ``slice_size × cores`` simulations to keep every core busy.
+one process with two devices 4.2 chunks/s (0.24 s per chunk) after a 3.1 s compile. A chunk needs
+``slice_size × cores`` simulations to keep every core busy.
 
-The driver keeps one task per worker in flight (``IN_FLIGHT``: with two, Ray started a second worker process
-per node for the queued task) and counts in a small actor the attempts that began a chunk; ``retries``
-in the statistics is those attempts minus the chunks (a worker killed before its task's first line is
-retried by Ray too, but not counted: it had lost no work).
+An actor, not plain tasks, so that the next chunk can wait in the worker's own queue (``IN_FLIGHT`` calls
+per actor) and start the moment the last one returns: with plain tasks and one in flight a worker sat idle
+~46 ms per chunk for the round trip to the driver; with two in flight Ray started a second worker process
+on the node for the queued task, which compiled again. A dead actor is restarted by Ray
+(``max_restarts=-1``) and its unfinished calls retried (``MAX_RETRIES`` per call), so a killed worker costs a
+recompile and its chunk, nothing else. A small second actor counts the calls that began a chunk;
+``retries`` in the statistics is those attempts minus the chunks (a worker killed before its call's first
+line is retried by Ray too, but not counted: it had lost no work).
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ import numpy as np
 from ._errors import ExecutorError
 
 MAX_RETRIES = 3
-# Tasks kept submitted per worker. With two, Ray started a second worker process on the node for the queued
-# task, which compiled the chunk function again and took chunks in turn (100k MPR: 37.5 s, 2 processes);
-# with one, 31.0 s, 1 process, the compute equal to the local executor's (22.9 s), ~46 ms idle per chunk.
-IN_FLIGHT = 1
+# Calls queued on each worker actor: the one running and the next, which starts without a round trip.
+IN_FLIGHT = 2
+# The title Ray gives a worker process while it runs a chunk (tests and benchmarks find workers to kill by it).
+BUSY_TITLE = "ray::_ChunkWorker.chunk"
 INSTALL = "the Ray executor needs Ray: pip install 'neurosbi[ray]'"
 
 
@@ -73,8 +78,8 @@ _WORKER_BANKS: dict = {}  # campaign token -> the bank's opened Zarr arrays, in 
 
 
 def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_size, screen, path, n, attempts):
-    """One chunk on a worker: ``(i, arrays or None, seconds, pid)``; with ``path`` the rows go to the bank.
-    The compiled function is kept per campaign ``token``: a model arrives as a new object in every task, and
+    """One chunk on a worker: ``(i, arrays or None, seconds, (pid, JAX devices))``; with ``path`` the rows go to the bank.
+    The compiled function is kept per campaign ``token``: a model arrives as a new object in every call, and
     one with array fields cannot key ``simulate``'s own cache."""
     import ray
 
@@ -93,7 +98,7 @@ def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_si
     arrays = run(key, jnp.asarray(i, jnp.uint32), None if theta is None else jnp.asarray(theta))
     seconds = time.perf_counter() - start
     if path is None:
-        return i, arrays, seconds, os.getpid()
+        return i, arrays, seconds, (os.getpid(), jax.local_device_count())
     arrays_of = _WORKER_BANKS.get(token)
     if arrays_of is None:
         import zarr
@@ -107,13 +112,28 @@ def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_si
         arrays_of = _WORKER_BANKS[token] = {name: root[name] for name in ("theta", "x", "screened")}
     lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
     write_chunk(arrays_of, lo, hi, *arrays)
-    return i, None, seconds, os.getpid()
+    return i, None, seconds, (os.getpid(), jax.local_device_count())
 
 
-def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, screen, path, address,
-               cores_per_task=None):
-    """Run the chunks ``todo`` as Ray tasks; yield ``(i, arrays or None, seconds)`` as each finishes, then
-    ``(None, statistics, 0.0)``."""
+class _ChunkWorker:
+    """The Ray actor of one node: runs chunks one after another in one process (``_chunk_task``).
+
+    Its environment (one XLA host device per core, the compile cache) is set here, before the process imports
+    JAX, rather than as a Ray ``runtime_env``: a runtime environment makes Ray start a fresh process for it
+    instead of taking one of the idle workers it keeps started (a process start and Ray's import, ~1-2 s per
+    campaign). A process that had imported JAX before (an idle worker reused after other JAX work) keeps its
+    devices; the bank is the same bytes on any number of devices, only slower."""
+
+    def __init__(self, env: dict):
+        os.environ.update(env)
+
+    def chunk(self, *args):
+        return _chunk_task(*args)
+
+
+def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, screen, path, address):
+    """Run the chunks ``todo`` on one Ray actor per node (``IN_FLIGHT`` calls queued on each); yield
+    ``(i, arrays or None, seconds)`` as each finishes, then ``(None, statistics, 0.0)``."""
     import jax
 
     ray = import_ray()
@@ -130,6 +150,7 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
                 "`ray start`). Set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to its token, or "
                 "run on the head node with --address auto") from None
         started = True
+    handles: list = []  # the actors this campaign started
     try:
         if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
             key_data, key_impl = np.asarray(jax.random.key_data(key)), str(jax.random.key_impl(key))
@@ -148,51 +169,65 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
                 return sum(self.count.values())
 
         attempts = Attempts.remote()
+        handles.append(attempts)
         # one worker per node, holding all its cores, with one XLA host device per core: the local executor's
-        # layout (module docstring). Nodes differ: a task takes the smallest node's cores.
-        cores = int(cores_per_task or min(node["Resources"].get("CPU", 1) for node in ray.nodes()
-                                          if node["Alive"] and node["Resources"].get("CPU", 0) >= 1))
+        # layout (module docstring). Nodes differ: a worker takes the smallest node's cores.
+        cores = int(min(node["Resources"].get("CPU", 1) for node in ray.nodes()
+                        if node["Alive"] and node["Resources"].get("CPU", 0) >= 1))
         flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
         env = {"XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={cores}"])}
         if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # workers share the driver's persistent compile cache
             env["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
-        task = ray.remote(num_cpus=cores, max_retries=MAX_RETRIES)(_chunk_task).options(
-            runtime_env={"env_vars": env})
         workers = max(int(ray.cluster_resources().get("CPU", 1)) // cores, 1)
+        actor = ray.remote(num_cpus=cores, max_restarts=-1, max_task_retries=MAX_RETRIES)(_ChunkWorker)
+        actors = [actor.remote(env) for _ in range(workers)]
+        handles.extend(actors)
         model_ref = ray.put(model)
         token = uuid.uuid4().hex
         pending = iter(todo)
-        in_flight: set = set()
+        in_flight: dict = {}  # call -> the actor running it
         pids: set[int] = set()
+        fewest_devices = cores
+        first = None  # (time, simulations) when the first chunk came back
         done_sims = 0
         start = time.perf_counter()
 
-        def submit():
+        def submit(worker):
             i = next(pending, None)
             if i is not None:
-                ref = task.remote(token, model_ref, key_data, key_impl, i, chunk_theta(i), chunk_size, slice_size, screen,
-                                  None if path is None else str(path), n, attempts)
-                in_flight.add(ref)
+                ref = worker.chunk.remote(token, model_ref, key_data, key_impl, i, chunk_theta(i), chunk_size,
+                                          slice_size, screen, None if path is None else str(path), n, attempts)
+                in_flight[ref] = worker
 
-        for _ in range(IN_FLIGHT * workers):
-            submit()
+        for _ in range(IN_FLIGHT):
+            for worker in actors:
+                submit(worker)
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             ref = ready[0]
-            in_flight.discard(ref)
+            worker = in_flight.pop(ref)
             try:
-                i, arrays, seconds, pid = ray.get(ref)
+                i, arrays, seconds, (pid, devices) = ray.get(ref)
             except ray.exceptions.RayTaskError as err:
                 cause = err.as_instanceof_cause()
                 raise (cause if isinstance(cause, ExecutorError) else err) from None
             pids.add(pid)
+            fewest_devices = min(fewest_devices, devices)
+            if first is None:  # the first chunk back: compiles and worker starts are behind
+                first = (time.perf_counter(), done_sims + min((i + 1) * chunk_size, n) - i * chunk_size)
             done_sims += min((i + 1) * chunk_size, n) - i * chunk_size
-            submit()
+            submit(worker)
             yield i, arrays, seconds
-        wall = time.perf_counter() - start
+        end = time.perf_counter()
+        wall = end - start
+        # as the local executor's figure: the rate after the first chunk (its compile), here in wall time
+        steady = (done_sims - first[1]) / (end - first[0]) if first is not None and end > first[0] else float("nan")
         retries = int(ray.get(attempts.total.remote())) - len(todo)
-        yield None, {"num_workers": workers, "cores_per_worker": cores, "worker_processes": len(pids), "retries": retries, "wall_s": wall,
-                     "sims_per_second": done_sims / wall if wall > 0 else float("nan")}, 0.0
+        yield None, {"num_workers": workers, "cores_per_worker": cores,
+                     "devices_per_worker": fewest_devices, "worker_processes": len(pids), "retries": retries, "wall_s": wall,
+                     "sims_per_second": steady}, 0.0
     finally:
+        for handle in handles:  # an actor holds its node's cores until killed; the next campaign needs them
+            ray.kill(handle)
         if started:
             ray.shutdown()

@@ -62,8 +62,8 @@ def simulate_cmd(
     autocorr: bool = typer.Option(False, "--autocorr", help=_AUTOCORR_HELP),
     chunk_size: Optional[int] = typer.Option(None, help="simulations per compiled call [default: 1024]"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON line with the run's statistics"),
-    executor: str = typer.Option("local", help="local (this process, every local device) or ray (each chunk a "
-                                 "Ray task; needs neurosbi[ray])"),
+    executor: str = typer.Option("local", help="local (this process, every local device) or ray (chunks on one "
+                                 "Ray worker per node; needs neurosbi[ray])"),
     address: Optional[str] = typer.Option(None, help="Ray cluster to join (HOST:PORT, ray://HOST:PORT or auto); "
                                           "default: a local cluster on every core. OUT must be on a file system "
                                           "every worker sees"),

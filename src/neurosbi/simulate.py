@@ -233,8 +233,8 @@ def simulate(
         max_chunks: stop after computing this many new chunks (for tests of resumption).
         screen: for a model that ``screens``, run its pilot first and finish only what passes
             (False: every simulation in full, as checks of a posterior need).
-        executor: ``"local"`` (this process, chunks spread over its local devices) or ``"ray"`` (each
-            chunk a Ray task on the cluster at ``address``, one worker per node with a device per core;
+        executor: ``"local"`` (this process, chunks spread over its local devices) or ``"ray"`` (chunks
+            on the Ray cluster at ``address``, one worker per node with a device per core;
             ``neurosbi[ray]``). The bank is the same bytes either way.
         address: the Ray cluster to join (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``); ``None``
             starts a local one with every core (or uses the one this process already joined). With
@@ -246,8 +246,10 @@ def simulate(
             over the chunks. For campaigns larger than memory; train from them with ``fit_npe_stream``).
 
     Returns:
-        A ``Bank``; ``bank.stats`` holds ``sims_per_second``, ``compile_s``, ``num_invalid``,
-        ``chunks_resumed`` (with Ray also ``num_workers``, ``retries`` and ``wall_s``).
+        A ``Bank``; ``bank.stats`` holds ``sims_per_second`` (after the first chunk, which compiles: locally
+        the chunks' compute time, with Ray the driver's wall time from the first chunk back to the last),
+        ``compile_s``, ``num_invalid``, ``chunks_resumed`` (with Ray also ``num_workers``, ``retries`` and
+        ``wall_s``, the whole campaign's wall time including the workers' start).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1 simulation, got {n}")

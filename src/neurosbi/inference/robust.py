@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import arviz as az
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -118,6 +117,8 @@ def _gibbs(density: FeatureDensity, y, key, x0, coarse, rho, sigma, tau, sweeps:
 
 def _rhat(states: np.ndarray) -> np.ndarray:
     """Rank-normalized split-R̂ (ArviZ) per coordinate of ``states [draws, chains, d]``."""
+    import arviz as az  # here: importing ArviZ takes ~1.1 s, which every `import neurosbi` paid
+
     return az.rhat(az.convert_to_dataset({"x": np.moveaxis(states, 1, 0)}))["x"].values
 
 
