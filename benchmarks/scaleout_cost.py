@@ -3,8 +3,9 @@
     python benchmarks/scaleout_cost.py > benchmarks/results/scaleout_cost.json
 
 Measured here (each in its own process where a process start matters):
-- `chunk_s`: one 1,024-simulation MPR chunk on one core, as a Ray worker runs it (a process with one XLA
-  device), median of 8 chunks after the compile; and the compile itself (`compile_s`).
+- `chunk_s`: one 1,024-simulation MPR chunk on this machine's cores, as a Ray worker (or the local executor)
+  runs it: one process with an XLA host device per core; median of 8 chunks after the compile; and the
+  compile itself (`compile_s`).
 - `task_overhead_s`: what the Ray executor adds per chunk beyond the simulation: a campaign of a model whose
   simulation costs nothing (`x = theta`), 1,024-row chunks written to a bank, on a local cluster (one
   worker holding both cores), wall time per chunk × workers (scheduling, argument shipping, the attempts
@@ -15,7 +16,8 @@ Measured here (each in its own process where a process start matters):
 Pyloric's chunk time comes from the committed `results/pyloric_throughput.json` (its compile alone takes
 minutes, too long to repeat here).
 
-Projection, for N simulations on W workers (one core each, as fast as one core here):
+Projection, for N simulations on W workers, each a node like this machine (its cores, one Ray worker holding
+them all; 10 / 100 / 1,000 workers are that many times this machine's cores):
     wall = start + compile + max(ceil(N / 1024 / W) × (chunk_s + task_overhead_s), N / 1024 × driver_s)
 with `start` the cluster join and worker start measured here. It assumes the workers' file system takes
 W concurrent chunk writes (each a few hundred kB) at the per-write time measured here, and a cluster
@@ -42,6 +44,8 @@ HERE = Path(__file__).parent
 
 def chunk_time() -> dict:
     code = """
+from neurosbi._runtime import use_all_cores
+use_all_cores()
 import json, time, jax, jax.numpy as jnp, numpy as np
 from neurosbi.models import Montbrio
 from neurosbi.simulate import _chunk_function
@@ -51,9 +55,9 @@ t = time.perf_counter(); jax.block_until_ready(f(key, jnp.asarray(0, jnp.uint32)
 ts = []
 for i in range(1, 9):
     t = time.perf_counter(); jax.block_until_ready(f(key, jnp.asarray(i, jnp.uint32), None)); ts.append(time.perf_counter() - t)
-print(json.dumps({"compile_s": c, "chunk_s": float(np.median(ts)), "chunk_s_all": ts}))
+print(json.dumps({"compile_s": c, "chunk_s": float(np.median(ts)), "chunk_s_all": ts, "devices": jax.local_device_count()}))
 """
-    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_prefer_vector_width=512"}  # one device, as a Ray worker
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the local layout: a device per core
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -133,10 +137,10 @@ def main() -> None:
         ray = ray_overhead(tmp)
     pyloric = json.loads((HERE / "results" / "pyloric_throughput.json").read_text())
     run = pyloric["neurosbi"][0]  # two-point noise, screened at the prior, both cores
-    pyloric_chunk_s = CHUNK / (run["sims_per_second"] / run["num_devices"])
+    pyloric_chunk_s = CHUNK / run["sims_per_second"]  # on every core of this machine, as a worker here
     models = {"mpr": {"chunk_s": mpr["chunk_s"], "compile_s": mpr["compile_s"], "from": "measured here"},
               "pyloric": {"chunk_s": pyloric_chunk_s, "compile_s": run["compile_s"],
-                          "from": "results/pyloric_throughput.json (screened prior draws, per core)"}}
+                          "from": "results/pyloric_throughput.json (screened prior draws, every core)"}}
     print(json.dumps({
         "machine": describe(), "command": " ".join(sys.argv), "chunk_size": CHUNK,
         "mpr_chunk": mpr, "write": write, "ray": ray, "models": models,
