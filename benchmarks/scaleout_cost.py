@@ -8,10 +8,13 @@ Measured here (each in its own process where a process start matters):
   compile itself (`compile_s`).
 - `task_overhead_s`: what the Ray executor adds per chunk beyond the simulation: a campaign of a model whose
   simulation costs nothing (`x = theta`), 1,024-row chunks written to a bank, on a local cluster (one
-  worker holding both cores), wall time per chunk × workers (scheduling, argument shipping, the attempts
-  counter, the worker's Zarr write, the driver's bookkeeping).
-- `driver_s`: the driver's own time per chunk (the same campaign's driver CPU time / chunks): the ceiling
-  on chunks per second, whatever the number of workers.
+  worker holding both cores): the campaign's wall time per chunk and worker after the first chunk (its
+  `sims_per_second`: the call, the attempts counter, the worker's Zarr write, the driver's bookkeeping);
+  `start_s` is the rest of the wall time (the driver process's start and imports, connect, worker start).
+- `driver_s`: the driver's own time per chunk (the CPU time of the same campaign's `simulate` call, every
+  thread of the driver process, imports excluded, / chunks): the ceiling on chunks per second, whatever the
+  number of workers. Measured with one worker: the driver waits on 2 calls per worker, so with thousands of
+  workers its per-chunk cost grows (not measured here).
 - `write`: the bank's write throughput, one 1,024 × (3 + 34) float32 chunk per write into a local Zarr store.
 Pyloric's chunk time comes from the committed `results/pyloric_throughput.json` (its compile alone takes
 minutes, too long to repeat here).
@@ -83,17 +86,16 @@ def write_time(tmp: Path) -> dict:
 
 
 OVERHEAD = """
-import json, resource, sys, time, jax, numpy as np
+import json, sys, time, jax, numpy as np
 from neurosbi import priors, simulate
 from neurosbi.models import from_function
 model = from_function(lambda k, th: th, priors.box_uniform([0.0] * 3, [1.0] * 3), name="free")
 chunks = int(sys.argv[1])
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 bank = simulate(model, chunks * 1024, jax.random.key(0), path=sys.argv[2], chunk_size=1024, progress=False,
                 executor="ray", address=sys.argv[3], load=False)
-wall = time.perf_counter() - start
-use = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"wall_s": wall, "driver_cpu_s": use.ru_utime + use.ru_stime, "stats": bank.stats}))
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu  # the campaign's own, imports excluded
+print(json.dumps({"wall_s": wall, "driver_cpu_s": cpu, "stats": bank.stats}))
 """
 
 
@@ -111,10 +113,11 @@ def ray_overhead(tmp: Path, chunks: int = 400) -> dict:
         subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
     last = runs[-1]
     workers = last["stats"]["num_workers"]
-    return {"chunks": chunks, "runs": runs, "num_workers": workers,
-            "task_overhead_s": last["stats"]["wall_s"] * workers / chunks,
+    overhead = CHUNK * workers / last["stats"]["sims_per_second"]  # per chunk and worker, after the first chunk
+    return {"chunks": chunks, "runs": runs, "num_workers": workers, "task_overhead_s": overhead,
             "driver_s": last["driver_cpu_s"] / chunks,
-            "start_s": last["wall_s"] - last["stats"]["wall_s"]}
+            # what a campaign pays once: the driver's start and imports, Ray's connect, the worker's start and imports
+            "start_s": last["wall_s"] - chunks * overhead / workers}
 
 
 def project(chunk_s: float, overhead_s: float, driver_s: float, start_s: float, compile_s: float) -> list[dict]:
