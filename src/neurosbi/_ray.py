@@ -214,9 +214,9 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
                 raise (cause if isinstance(cause, ExecutorError) else err) from None
             pids.add(pid)
             fewest_devices = min(fewest_devices, devices)
-            if first is None:  # the first chunk back: compiles and worker starts are behind
-                first = (time.perf_counter(), done_sims + min((i + 1) * chunk_size, n) - i * chunk_size)
             done_sims += min((i + 1) * chunk_size, n) - i * chunk_size
+            if first is None:  # the first chunk back: compiles and worker starts are behind
+                first = (time.perf_counter(), done_sims)
             submit(worker)
             yield i, arrays, seconds
         end = time.perf_counter()
