@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
 from neurosbi import load_bank  # noqa: E402
-from neurosbi._ray import BUSY_TITLE  # noqa: E402
+from neurosbi._ray import busy_workers  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "neurosbi")
 
@@ -39,15 +39,9 @@ def run(out, n, extra=(), kill_after=None):
         start = time.monotonic()
         while not killed and time.monotonic() - start < 600:
             if time.monotonic() - start > kill_after:
-                for entry in Path("/proc").iterdir():
-                    if entry.name.isdigit():
-                        try:
-                            if (entry / "cmdline").read_bytes().startswith(BUSY_TITLE.encode()):
-                                os.kill(int(entry.name), signal.SIGKILL)
-                                killed.append(int(entry.name))
-                                break
-                        except OSError:
-                            pass
+                for pid in busy_workers()[:1]:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer) if kill_after is not None else None

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from neurosbi import ExecutorError, load_bank, simulate
-from neurosbi._ray import BUSY_TITLE
+from neurosbi._ray import busy_workers
 from neurosbi.models import Montbrio
 
 pytestmark = pytest.mark.ray
@@ -59,19 +59,6 @@ def test_ray_bank_equals_local_bank(cluster, model, local_bank, tmp_path):
     _same(simulate(model, N, jax.random.key(7), chunk_size=CHUNK, progress=False, executor="ray"), local_bank)
 
 
-def _chunk_workers():
-    """PIDs of Ray workers running a chunk now (Ray titles a busy worker after its task)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(BUSY_TITLE.encode()):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
 def test_killed_worker_chunk_is_retried_and_bank_complete(cluster, model, local_bank, tmp_path):
     killed = []
 
@@ -80,7 +67,7 @@ def test_killed_worker_chunk_is_retried_and_bank_complete(cluster, model, local_
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
             now = time.monotonic()
-            for pid in _chunk_workers():
+            for pid in busy_workers():
                 if now - seen.setdefault(pid, now) > 1.0:
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)

@@ -49,6 +49,22 @@ BUSY_TITLE = "ray::_ChunkWorker.chunk"
 INSTALL = "the Ray executor needs Ray: pip install 'neurosbi[ray]'"
 
 
+def busy_workers() -> list[int]:
+    """PIDs of the Ray workers on this machine running a chunk now (by their ``BUSY_TITLE``): the tests and
+    benchmarks kill one to check that its chunk is retried."""
+    from pathlib import Path
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(BUSY_TITLE.encode()):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
 def import_ray():
     try:
         import ray
