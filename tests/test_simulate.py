@@ -171,3 +171,28 @@ def test_screening_can_be_turned_off_per_call(tmp_path):
     simulate(ScreenedToy(), 100, key, chunk_size=50, progress=False, path=path, max_chunks=1)
     with pytest.raises(BankError, match="screened"):
         simulate(ScreenedToy(), 100, key, chunk_size=50, progress=False, path=path, screen=False)
+
+
+def test_importing_the_package_leaves_inference_for_first_use():
+    """A Ray worker and every CLI call import the package: the inference stack (optax, scipy.stats,
+    matplotlib) loads only when one of its names is first used, and the names still resolve."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, neurosbi\n"
+        "heavy = [m for m in ('neurosbi.inference', 'neurosbi.workflow', 'neurosbi.diagnostics', 'optax',"
+        " 'scipy.stats', 'matplotlib') if m in sys.modules]\n"
+        "import neurosbi.simulate\n"
+        "assert callable(neurosbi.simulate), 'neurosbi.simulate is the function, not the submodule'\n"
+        "assert neurosbi.infer.__module__ == 'neurosbi.workflow'\n"
+        "assert neurosbi.fit_npe is neurosbi.inference.fit_npe\n"
+        "assert {'infer', 'diagnostics', 'Posterior'} <= set(dir(neurosbi))\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        import neurosbi
+
+        neurosbi.nonexistent  # noqa: B018

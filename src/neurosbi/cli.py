@@ -71,12 +71,10 @@ def simulate_cmd(
     """Run NUM simulations drawn from the prior into a resumable Zarr bank (same bank whatever the executor)."""
     import jax
 
-    from .simulate import DEFAULT_CHUNK, simulate
+    from .simulate import DEFAULT_CHUNK, prepare_output, simulate
 
     try:
         m = _model(model, observe=observe, noise_sigma=noise, autocorr=autocorr)
-        from .workflow import prepare_output
-
         prepare_output(out.parent if out.parent != Path("") else Path("."))
         bank = simulate(m, num, jax.random.key(seed), path=out, chunk_size=chunk_size or DEFAULT_CHUNK,
                         progress=not json_out, executor=executor, address=address, load=False)

@@ -46,6 +46,19 @@ _BANK_FORMAT = 2
 DEFAULT_SLICE = 512  # simulations per slice of a chunk: two slices per default chunk, one per core
 
 
+def prepare_output(out) -> Path:
+    """Create ``out`` and check that it is writable, before any long work starts."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".neurosbi-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"output folder {out} is not writable ({err.strerror}); pass --out to a folder you can write") from None
+    return out
+
+
 @dataclass(frozen=True)
 class Bank:
     """Simulations: parameters, features and a validity mask (all NumPy, in memory)."""

@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from . import plotting
 from . import priors as _priors
-from ._errors import BankError, ObservationError, OutputError, ShapeError
+from ._errors import BankError, ObservationError, ShapeError
 from .diagnostics import (
     closeness,
     conditional_correlations,
@@ -51,7 +51,7 @@ from .inference.npe import MMD_WEIGHT
 from .inference.snpe import RESTRICT_KEEP
 from .models import Model, RawTraces, simulate_traces
 from .report import write_check_report, write_report
-from .simulate import DEFAULT_CHUNK, load_bank, simulate
+from .simulate import DEFAULT_CHUNK, load_bank, prepare_output, simulate
 
 console = Console(stderr=True)
 
@@ -88,19 +88,6 @@ def _held_out_chunks(path, model: Model, needed: int):
     bank = Bank(np.asarray(theta), np.asarray(x), np.all(np.isfinite(x), axis=1), tuple(model.param_names),
                 tuple(model.feature_names), {"held_out_chunks": held})
     return bank, source, size
-
-
-def prepare_output(out) -> Path:
-    """Create ``out`` and check that it is writable, before any long work starts."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".neurosbi-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise OutputError(f"output folder {out} is not writable ({err.strerror}); pass --out to a folder you can write") from None
-    return out
 
 
 def npe_config_for(model: Model, **overrides) -> NPEConfig:
