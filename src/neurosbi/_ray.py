@@ -3,8 +3,8 @@
 Ray does the distribution (scheduling, restarting a worker that died and retrying its calls, shipping
 arguments); this module only maps neurosbi's chunks onto calls. Chunk ``i`` is one call; it draws everything from
 ``fold_in(key, i)`` through the same compiled chunk function as a local run, so the bank is the same bytes
-whichever worker ran which chunk, in whatever order, retried or not. A worker keeps the campaign's compiled
-chunk function between calls (``_WORKER_FUNCTIONS``, keyed by a token per campaign), so it compiles once.
+whichever worker ran which chunk, in whatever order, retried or not. A worker is an actor made for the
+campaign: it receives the model, key and layout once and keeps the compiled chunk function, so it compiles once.
 
 With a bank on disk each call writes its own rows of the Zarr arrays (one Zarr chunk per call, so no two
 calls touch the same file) and the driver alone marks chunk ``i`` done once the call has returned: a call
@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 
 import numpy as np
 
@@ -89,63 +88,71 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
             "or give the address `ray start` printed") from None
 
 
-_WORKER_FUNCTIONS: dict = {}  # campaign token -> compiled chunk function, in each worker process
-_WORKER_BANKS: dict = {}  # campaign token -> the bank's opened Zarr arrays, in each worker process
-
-
-def _chunk_task(token, model, key_data, key_impl, i, theta, chunk_size, slice_size, screen, path, n, attempts):
-    """One chunk on a worker: ``(i, arrays or None, seconds, (pid, JAX devices))``; with ``path`` the rows go to the bank.
-    The compiled function is kept per campaign ``token``: a model arrives as a new object in every call, and
-    one with array fields cannot key ``simulate``'s own cache."""
-    import ray
-
-    ray.get(attempts.start.remote(i))  # first: an attempt killed from here on is counted
-    import jax
-    import jax.numpy as jnp
-
-    from .simulate import _chunk_function, write_chunk
-
-    key = jax.random.wrap_key_data(jnp.asarray(key_data, jnp.uint32), impl=key_impl)
-    run = _WORKER_FUNCTIONS.get(token)
-    if run is None:
-        _WORKER_FUNCTIONS.clear()
-        run = _WORKER_FUNCTIONS[token] = _chunk_function(model, chunk_size, theta is not None, slice_size, screen)
-    start = time.perf_counter()
-    arrays = run(key, jnp.asarray(i, jnp.uint32), None if theta is None else jnp.asarray(theta))
-    seconds = time.perf_counter() - start
-    if path is None:
-        return i, arrays, seconds, (os.getpid(), jax.local_device_count())
-    arrays_of = _WORKER_BANKS.get(token)
-    if arrays_of is None:
-        import zarr
-
-        try:
-            root = zarr.open_group(str(path), mode="r+")
-        except (OSError, FileNotFoundError) as err:
-            raise ExecutorError(f"worker {socket.gethostname()} cannot open the bank at {path} ({err}); with Ray "
-                                "on several machines the bank must be on a file system every worker sees") from None
-        _WORKER_BANKS.clear()
-        arrays_of = _WORKER_BANKS[token] = {name: root[name] for name in ("theta", "x", "screened")}
-    lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
-    write_chunk(arrays_of, lo, hi, *arrays)
-    return i, None, seconds, (os.getpid(), jax.local_device_count())
-
-
 class _ChunkWorker:
-    """The Ray actor of one node: runs chunks one after another in one process (``_chunk_task``).
+    """The Ray actor of one node: runs one campaign's chunks one after another in one process.
 
-    Its environment (one XLA host device per core, the compile cache) is set here, before the process imports
-    JAX, rather than as a Ray ``runtime_env``, which makes Ray start a fresh process for the actor instead of
-    taking one of the idle workers it keeps started; on this machine the two took the same time within the
-    noise (100k MPR: 31.8 s either way). A process that had imported JAX before (an idle worker reused after
-    other JAX work) keeps its devices: the bank is the same bytes on any number of devices, only slower, and
-    ``devices_per_worker`` in the statistics shows it."""
+    Everything fixed for the campaign (the model, the key, the chunk layout, the bank's path) arrives once, in
+    the constructor, as bytes that are unpickled only after the environment is set (one XLA host device per
+    core, the compile cache): setting it here rather than as a Ray ``runtime_env`` lets Ray take one of the
+    idle workers it keeps started instead of starting a fresh process (on this machine the two took the same
+    time within the noise: 100k MPR, 31.8 s either way), and unpickling after it keeps JAX from being imported
+    before the flags are read. A call then carries only the chunk's index (and its parameters, when given).
+    Ray reruns the constructor when it restarts a killed actor, which compiles again. A process that had
+    imported JAX before (an idle worker reused after other JAX work) keeps its devices: the bank is the same
+    bytes on any number of devices, only slower, and ``devices_per_worker`` in the statistics shows it."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, cores: int, campaign: bytes, attempts):
         os.environ.update(env)
+        import pickle
 
-    def chunk(self, *args):
-        return _chunk_task(*args)
+        from ._runtime import use_all_cores
+
+        use_all_cores(cores)  # this node's CPU decides its vector width, as the local executor's does
+
+        import jax
+        import jax.numpy as jnp
+
+        from .simulate import _chunk_function
+
+        (model, key_data, key_impl, self.chunk_size, theta_given, slice_size, screen, self.path,
+         self.n) = pickle.loads(campaign)
+        self.key = jax.random.wrap_key_data(jnp.asarray(key_data, jnp.uint32), impl=key_impl)
+        self.run = _chunk_function(model, self.chunk_size, theta_given, slice_size, screen)
+        self.attempts, self.arrays = attempts, None
+        self.info = (os.getpid(), jax.local_device_count())
+
+    def chunk(self, i: int, theta):
+        """Chunk ``i``: ``(i, arrays or None, seconds, (pid, JAX devices))``; with a bank the rows go to it."""
+        import jax.numpy as jnp
+
+        from .simulate import write_chunk
+
+        # counted without waiting for the reply (a round trip per chunk otherwise): an attempt killed from
+        # here on is counted, as the call is on its way before the chunk starts
+        self.attempts.start.remote(i)
+        start = time.perf_counter()
+        arrays = self.run(self.key, jnp.asarray(i, jnp.uint32), None if theta is None else jnp.asarray(theta))
+        seconds = time.perf_counter() - start
+        if self.path is None:
+            return i, arrays, seconds, self.info
+        if self.arrays is None:
+            self.arrays = _open_bank(self.path)
+        lo, hi = i * self.chunk_size, min((i + 1) * self.chunk_size, self.n)
+        write_chunk(self.arrays, lo, hi, *arrays)
+        return i, None, seconds, self.info
+
+
+def _open_bank(path: str) -> dict:
+    """The bank's arrays a worker writes its chunks into (opened on its first chunk, so that a bank the worker
+    cannot see reaches the driver as that call's ``ExecutorError``)."""
+    import zarr
+
+    try:
+        root = zarr.open_group(path, mode="r+")
+    except (OSError, FileNotFoundError) as err:
+        raise ExecutorError(f"worker {socket.gethostname()} cannot open the bank at {path} ({err}); with Ray "
+                            "on several machines the bank must be on a file system every worker sees") from None
+    return {name: root[name] for name in ("theta", "x", "screened")}
 
 
 def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, screen, path, address):
@@ -191,16 +198,17 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
         # layout (module docstring). Nodes differ: a worker takes the smallest node's cores.
         cores = int(min(node["Resources"].get("CPU", 1) for node in ray.nodes()
                         if node["Alive"] and node["Resources"].get("CPU", 0) >= 1))
+        # the driver's XLA flags but its device count: the worker sets its own (``use_all_cores``)
         flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-        env = {"XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={cores}"])}
+        env = {"XLA_FLAGS": " ".join(flags)}
         if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # workers share the driver's persistent compile cache
             env["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
         workers = max(int(ray.cluster_resources().get("CPU", 1)) // cores, 1)
         actor = ray.remote(num_cpus=cores, max_restarts=-1, max_task_retries=MAX_RETRIES)(_ChunkWorker)
-        actors = [actor.remote(env) for _ in range(workers)]
+        campaign = ray.cloudpickle.dumps((model, key_data, key_impl, chunk_size, chunk_theta(0) is not None,
+                                          slice_size, screen, None if path is None else str(path), n))
+        actors = [actor.remote(env, cores, campaign, attempts) for _ in range(workers)]
         handles.extend(actors)
-        model_ref = ray.put(model)
-        token = uuid.uuid4().hex
         pending = iter(todo)
         in_flight: dict = {}  # call -> the actor running it
         pids: set[int] = set()
@@ -212,8 +220,7 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
         def submit(worker):
             i = next(pending, None)
             if i is not None:
-                ref = worker.chunk.remote(token, model_ref, key_data, key_impl, i, chunk_theta(i), chunk_size,
-                                          slice_size, screen, None if path is None else str(path), n, attempts)
+                ref = worker.chunk.remote(i, chunk_theta(i))
                 in_flight[ref] = worker
 
         for _ in range(IN_FLIGHT):
