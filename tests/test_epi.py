@@ -180,8 +180,11 @@ def test_fit_epi_starts_from_the_abc_gaussian_and_counts_its_simulations():
 def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied(caplog):
     model = LinearSystem2D()
     prop = model.emergent_property()
+    # alpha 0.2: a stricter convergence test than the default 0.05, whose first passing epoch can sit at the
+    # test's edge (on an AMD EPYC: p = 0.02 against 0.0125, the variance of Re(lambda) 35 % high, and fresh
+    # samples then failing the same test); this one stops an epoch later, well inside it
     config = EPIConfig(batch_size=200, iterations_per_epoch=500, max_epochs=20, c0=1.0, beta=4.0, init_steps=500,
-                       flow=FlowSpec(hidden_units=20))
+                       flow=FlowSpec(hidden_units=20), alpha=0.2)
     with caplog.at_level(logging.INFO, logger="neurosbi.inference.epi"):
         dist = fit_epi(model, prop, key=jax.random.key(0), config=config, progress=False)
     assert dist.info["converged"]
@@ -192,7 +195,11 @@ def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied(
     z = dist.sample(jax.random.key(1), 20_000)
     f = np.asarray(model.simulate_features(jax.random.key(2), z), np.float64)  # closed-form eigenvalues
     np.testing.assert_allclose(f.mean(0), prop.mean, atol=0.1)
-    np.testing.assert_allclose(f.var(0), prop.variance, rtol=0.35)
+    np.testing.assert_allclose(f.var(0), prop.variance, rtol=0.25)
+    # fresh samples pass the paper's convergence test at its default level (100 batches of 200)
+    mu, var = np.asarray(prop.mean), np.asarray(prop.variance)
+    stats = np.concatenate([f, (f - mu) ** 2], 1).reshape(100, 200, -1).mean(1)
+    assert convergence_test(stats, np.concatenate([mu, var]), 0.05)[1]
     assert np.all(np.abs(np.asarray(z)) < 10)
 
 
