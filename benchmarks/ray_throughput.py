@@ -64,7 +64,7 @@ PORT = "6393"
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--num", type=int, default=100_000)
-    p.add_argument("--rounds", type=int, default=2, help="local and Ray runs, alternating")
+    p.add_argument("--rounds", type=int, default=3, help="local and Ray runs, alternating")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
     # a cluster already running, as on a real one (`ray start` on every node before the campaign)
