@@ -197,9 +197,8 @@ def test_lds_converges_on_a_small_budget_with_the_analytic_constraint_satisfied(
     np.testing.assert_allclose(f.mean(0), prop.mean, atol=0.1)
     np.testing.assert_allclose(f.var(0), prop.variance, rtol=0.25)
     # fresh samples pass the paper's convergence test at its default level (100 batches of 200)
-    mu, var = np.asarray(prop.mean), np.asarray(prop.variance)
-    stats = np.concatenate([f, (f - mu) ** 2], 1).reshape(100, 200, -1).mean(1)
-    assert convergence_test(stats, np.concatenate([mu, var]), 0.05)[1]
+    stats = np.asarray(prop.constraint_statistics(jax.random.key(2), z), np.float64).reshape(100, 200, -1).mean(1)
+    assert convergence_test(stats, prop.targets, 0.05)[1]
     assert np.all(np.abs(np.asarray(z)) < 10)
 
 

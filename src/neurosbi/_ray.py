@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from ._errors import ExecutorError
+from ._runtime import MACHINE_FLAGS
 
 MAX_RETRIES = 3
 # Calls queued on each worker actor: the one running and the next, which starts without a round trip.
@@ -94,8 +95,8 @@ class _ChunkWorker:
     Everything fixed for the campaign (the model, the key, the chunk layout, the bank's path) arrives once, in
     the constructor, as bytes that are unpickled only after the environment is set (one XLA host device per
     core, the compile cache): setting it here rather than as a Ray ``runtime_env`` lets Ray take one of the
-    idle workers it keeps started instead of starting a fresh process (on this machine the two took the same
-    time within the noise: 100k MPR, 31.8 s either way), and unpickling after it keeps JAX from being imported
+    idle workers it keeps started instead of starting a fresh process (on the 2-core Intel Xeon of an earlier
+    session the two took the same time within the noise: 100k MPR, 31.8 s either way), and unpickling after it keeps JAX from being imported
     before the flags are read. A call then carries only the chunk's index (and its parameters, when given).
     Ray reruns the constructor when it restarts a killed actor, which compiles again. A process that had
     imported JAX before (an idle worker reused after other JAX work) keeps its devices: the bank is the same
@@ -198,8 +199,8 @@ def run_chunks(model, key, todo, chunk_theta, *, chunk_size, slice_size, n, scre
         # layout (module docstring). Nodes differ: a worker takes the smallest node's cores.
         cores = int(min(node["Resources"].get("CPU", 1) for node in ray.nodes()
                         if node["Alive"] and node["Resources"].get("CPU", 0) >= 1))
-        # the driver's XLA flags but its device count: the worker sets its own (``use_all_cores``)
-        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+        # the driver's XLA flags but those of its machine: each worker sets its node's own (``use_all_cores``)
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not any(m in f for m in MACHINE_FLAGS)]
         env = {"XLA_FLAGS": " ".join(flags)}
         if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # workers share the driver's persistent compile cache
             env["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAX_COMPILATION_CACHE_DIR"]

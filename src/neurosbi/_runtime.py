@@ -18,6 +18,10 @@ def _has_avx512() -> bool:
         return False
 
 
+# the flags ``use_all_cores`` sets: facts of one machine (its cores, its CPU's vectors), never passed to another
+MACHINE_FLAGS = ("xla_force_host_platform_device_count", "xla_cpu_prefer_vector_width")
+
+
 def use_all_cores(devices: int | None = None) -> bool:
     """One XLA host device per CPU core (and 512-bit vectors where the CPU has AVX-512).
 
